@@ -1,0 +1,60 @@
+"""Pure numpy/scipy drift statistics: binning, histograms, windows, statistics, decisions.
+
+Nothing here does I/O or imports Faust, Kafka or Prometheus; a test enforces it.
+"""
+
+from stream_drift.stats.base import PSEUDO_COUNT, Statistic, smoothed_proportions
+from stream_drift.stats.binning import (
+    MISSING,
+    UNSEEN,
+    Binning,
+    CategoricalBinning,
+    NumericBinning,
+    binning_from_dict,
+)
+from stream_drift.stats.chi2 import ChiSquare
+from stream_drift.stats.decision import benjamini_hochberg, correct_across_features
+from stream_drift.stats.evaluate import (
+    STATISTICS,
+    FeatureEvaluation,
+    default_statistics,
+    evaluate_feature,
+    evaluate_window,
+    top_bins,
+)
+from stream_drift.stats.histogram import Histogram
+from stream_drift.stats.js import JSDistance
+from stream_drift.stats.kl import KL
+from stream_drift.stats.ks import KS
+from stream_drift.stats.psi import PSI
+from stream_drift.stats.result import DriftResult, Severity
+from stream_drift.stats.window import SlidingWindow
+
+__all__ = [
+    "KL",
+    "KS",
+    "MISSING",
+    "PSEUDO_COUNT",
+    "PSI",
+    "STATISTICS",
+    "UNSEEN",
+    "Binning",
+    "CategoricalBinning",
+    "ChiSquare",
+    "DriftResult",
+    "FeatureEvaluation",
+    "Histogram",
+    "JSDistance",
+    "NumericBinning",
+    "Severity",
+    "SlidingWindow",
+    "Statistic",
+    "benjamini_hochberg",
+    "binning_from_dict",
+    "correct_across_features",
+    "default_statistics",
+    "evaluate_feature",
+    "evaluate_window",
+    "smoothed_proportions",
+    "top_bins",
+]

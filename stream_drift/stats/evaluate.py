@@ -1,0 +1,150 @@
+"""Evaluate a window of one model against its reference: every feature, every statistic."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stream_drift.stats.base import Statistic
+from stream_drift.stats.chi2 import ChiSquare
+from stream_drift.stats.decision import correct_across_features
+from stream_drift.stats.histogram import Histogram
+from stream_drift.stats.js import JSDistance
+from stream_drift.stats.kl import KL
+from stream_drift.stats.ks import KS
+from stream_drift.stats.psi import PSI
+from stream_drift.stats.result import DriftResult, Severity
+
+STATISTICS: dict[str, type[Statistic]] = {
+    cls.name: cls for cls in (PSI, KL, JSDistance, KS, ChiSquare)
+}
+"""Every statistic, by its short name."""
+
+
+def default_statistics(**params: Any) -> list[Statistic]:
+    """One instance of every statistic, built with the same keyword arguments."""
+    return [cls(**params) for cls in STATISTICS.values()]
+
+
+@dataclass(frozen=True)
+class FeatureEvaluation:
+    """Every applicable statistic's verdict on one feature, plus what explains it.
+
+    ``drift`` and ``severity`` follow the *decisive* statistics only (PSI by default); the
+    others are reported for context.
+    """
+
+    feature: str
+    kind: str
+    results: dict[str, DriftResult]
+    n_reference: int
+    n_current: int
+    missing_ratio: float
+    top_bins: list[dict[str, Any]] = field(default_factory=list)
+    decisive: tuple[str, ...] = ("psi",)
+
+    @property
+    def drift(self) -> bool:
+        return any(r.is_drift for s, r in self.results.items() if s in self.decisive)
+
+    @property
+    def severity(self) -> Severity:
+        levels = [r.severity for s, r in self.results.items() if s in self.decisive]
+        return max(levels, default=Severity.OK)
+
+    @property
+    def judged(self) -> bool:
+        return any(r.judged for r in self.results.values())
+
+
+def top_bins(reference: Histogram, current: Histogram, k: int = 3) -> list[dict[str, Any]]:
+    """The ``k`` coarse bins whose share changed most, largest change first.
+
+    Examples
+    --------
+    >>> from stream_drift.stats.binning import CategoricalBinning
+    >>> b = CategoricalBinning(["a", "b"])
+    >>> top_bins(Histogram(b, [50, 50, 0]), Histogram(b, [20, 70, 10]), k=1)
+    [{'bin': 'a', 'reference': 0.5, 'current': 0.2}]
+    """
+    ref = reference.coarse_counts().astype(np.float64)
+    cur = current.coarse_counts().astype(np.float64)
+    if ref.sum() == 0 or cur.sum() == 0:
+        return []
+    r, c = ref / ref.sum(), cur / cur.sum()
+    labels = reference.binning.coarse_labels()
+    order = np.argsort(-np.abs(c - r), kind="stable")[:k]
+    return [
+        {"bin": labels[i], "reference": round(float(r[i]), 4), "current": round(float(c[i]), 4)}
+        for i in order
+    ]
+
+
+def evaluate_feature(
+    feature: str,
+    reference: Histogram,
+    current: Histogram,
+    statistics: Sequence[Statistic],
+    decisive: Collection[str] = ("psi",),
+) -> FeatureEvaluation:
+    """Run every statistic that applies to the feature's kind on the right grid."""
+    binning = reference.binning
+    fine = (reference.counts, current.counts)
+    coarse = (reference.coarse_counts(), current.coarse_counts())
+    results = {
+        s.name: s.evaluate(*(fine if s.grid == "fine" else coarse))
+        for s in statistics
+        if binning.kind in s.kinds
+    }
+    return FeatureEvaluation(
+        feature=feature,
+        kind=binning.kind,
+        results=results,
+        n_reference=reference.n,
+        n_current=current.n,
+        missing_ratio=current.missing_ratio,
+        top_bins=top_bins(reference, current),
+        decisive=tuple(decisive),
+    )
+
+
+def evaluate_window(
+    references: Mapping[str, Histogram],
+    currents: Mapping[str, Histogram],
+    statistics: Sequence[Statistic],
+    *,
+    decisive: Collection[str] = ("psi",),
+    correction: str = "bh",
+) -> dict[str, FeatureEvaluation]:
+    """Evaluate every feature present in both mappings; correct p-values across features.
+
+    Parameters
+    ----------
+    references, currents
+        Histograms by feature name; features missing from ``currents`` are skipped.
+    statistics
+        Statistic instances to run.
+    decisive
+        Names of the statistics whose verdict makes a feature "drifted".
+    correction
+        ``"bh"`` (Benjamini–Hochberg across the model's features, per statistic) or ``"none"``.
+    """
+    if correction not in ("bh", "none"):
+        raise ValueError(f"correction must be 'bh' or 'none', got {correction!r}")
+    evaluations = {
+        name: evaluate_feature(name, ref, currents[name], statistics, decisive)
+        for name, ref in references.items()
+        if name in currents
+    }
+    if correction == "bh":
+        for stat in statistics:
+            per_feature = {
+                f: e.results[stat.name] for f, e in evaluations.items() if stat.name in e.results
+            }
+            corrected = correct_across_features(per_feature, stat)
+            for f, r in corrected.items():
+                evaluations[f].results[stat.name] = r
+    return evaluations
