@@ -61,7 +61,9 @@ class Statistic(abc.ABC):
         ``1 - false_alarm_rate`` quantile of the null distribution for the window's sample sizes,
         so it shrinks as windows grow.
     min_effect
-        Floor under the threshold, so a huge window does not flag a negligible change.
+        Floor under the threshold, so a huge window does not flag a negligible change;
+        ``None`` uses the class's ``default_min_effect`` (PSI 0.05, KL 0.025, JS 0.09, KS 0.05,
+        chi-square 0).
     min_samples
         Windows (or references) with fewer non-missing values are not judged.
     critical
@@ -74,13 +76,14 @@ class Statistic(abc.ABC):
     """Which grid of the binning the statistic is computed on: ``"coarse"`` or ``"fine"``."""
     kinds: ClassVar[frozenset[Kind]] = frozenset({"numeric", "categorical"})
     critical_value: ClassVar[float | None] = None
+    default_min_effect: ClassVar[float] = 0.0
 
     def __init__(
         self,
         *,
         threshold: float | None = None,
         false_alarm_rate: float | None = 0.001,
-        min_effect: float = 0.0,
+        min_effect: float | None = None,
         min_samples: int = 100,
         critical: float | None = None,
     ) -> None:
@@ -131,7 +134,8 @@ class Statistic(abc.ABC):
         else:
             assert self.false_alarm_rate is not None
             limit = self.null_quantile(self.false_alarm_rate, n_reference, n_current, dof)
-        return max(float(limit), self.min_effect)
+        floor = self.default_min_effect if self.min_effect is None else self.min_effect
+        return max(float(limit), floor)
 
     def severity_of(self, value: float, is_drift: bool) -> Severity:
         if not is_drift:

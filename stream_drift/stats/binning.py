@@ -226,8 +226,8 @@ UNSEEN = "__unseen__"
 class CategoricalBinning:
     """A vocabulary of reference categories plus one "unseen" bucket.
 
-    Values are compared as strings (``True`` becomes ``"true"``, ``3`` becomes ``"3"``); None
-    and NaN are missing. The coarse grid is the fine grid.
+    Values are compared as strings (``True`` becomes ``"true"``, ``3`` and ``3.0`` become
+    ``"3"``); None and NaN are missing. The coarse grid is the fine grid.
 
     Parameters
     ----------
@@ -261,8 +261,12 @@ class CategoricalBinning:
             return None
         if isinstance(value, bool | np.bool_):
             return "true" if value else "false"
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
+        if isinstance(value, float | np.floating):
+            if not math.isfinite(value):
+                return None
+            # CSV readers turn integer codes into floats; 3.0 and 3 must be one category.
+            if float(value).is_integer():
+                return str(int(value))
         return str(value)
 
     @classmethod

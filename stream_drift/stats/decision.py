@@ -54,7 +54,7 @@ def correct_across_features(
     >>> from stream_drift.stats.psi import PSI
     >>> psi = PSI(min_samples=10)
     >>> out = correct_across_features({
-    ...     "a": psi.evaluate([500] * 10, [500] * 9 + [900]),
+    ...     "a": psi.evaluate([500] * 10, [500] * 9 + [2000]),
     ...     "b": psi.evaluate([500] * 10, [500] * 10)}, psi)
     >>> out["a"].is_drift, out["b"].is_drift
     (True, False)

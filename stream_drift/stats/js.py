@@ -30,6 +30,7 @@ class JSDistance(ChiSquareNullDivergence):
     name = "js"
     null_scale = 1.0 / (8.0 * math.log(2.0))
     critical_value = 0.15
+    default_min_effect = 0.09
 
     def value(self, reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
         r, c = smoothed_proportions(reference, current)

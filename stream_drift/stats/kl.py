@@ -26,6 +26,7 @@ class KL(ChiSquareNullDivergence):
     name = "kl"
     null_scale = 0.5
     critical_value = 0.1
+    default_min_effect = 0.025
 
     def value(self, reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
         r, c = smoothed_proportions(reference, current)

@@ -50,6 +50,7 @@ class KS(Statistic):
     grid = "fine"
     kinds = frozenset({"numeric"})
     critical_value = 0.15
+    default_min_effect = 0.05
 
     def value(self, reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
         gaps = _cdf_gaps(reference, current)

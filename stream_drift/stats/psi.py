@@ -30,6 +30,7 @@ class PSI(ChiSquareNullDivergence):
 
     name = "psi"
     critical_value = 0.2
+    default_min_effect = 0.05
 
     def value(self, reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
         r, c = smoothed_proportions(reference, current)

@@ -1,0 +1,155 @@
+"""Read a tabular data set (CSV, Parquet, JSON lines) into columns, and infer column kinds.
+
+JSON lines may hold plain rows (``{"amount": 1.5, "country": "DE"}``) or stream events in the
+event contract (``{"model": ..., "features": {...}, "prediction": ...}``); events are flattened
+so their series carry the names the stream uses: feature names, ``prediction`` for a scalar
+prediction and ``prediction.NAME`` for named outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from stream_drift.stats.binning import Kind
+
+Column = npt.NDArray[np.float64] | list[Any]
+"""Numeric columns are float arrays (NaN for missing); others are lists (None for missing)."""
+
+FORMATS = ("csv", "parquet", "jsonl")
+
+
+class DataError(ValueError):
+    """A data set that cannot be read, with the reason."""
+
+
+def detect_format(path: Path) -> str:
+    """The format implied by a file name.
+
+    Examples
+    --------
+    >>> detect_format(Path("train.parquet")), detect_format(Path("x.ndjson"))
+    ('parquet', 'jsonl')
+    """
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in ("csv", "tsv"):
+        return "csv"
+    if suffix in ("parquet", "pq"):
+        return "parquet"
+    if suffix in ("jsonl", "ndjson", "json"):
+        return "jsonl"
+    raise DataError(f"{path}: unknown format {suffix!r}; expected .csv, .parquet or .jsonl")
+
+
+def flatten_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One JSON-lines row as flat series; stream events are flattened as the stream does.
+
+    Examples
+    --------
+    >>> flatten_row({"model": "m", "features": {"a": 1}, "prediction": {"p": 0.9}})
+    {'a': 1, 'prediction.p': 0.9}
+    >>> flatten_row({"a": 1, "b": "x"})
+    {'a': 1, 'b': 'x'}
+    """
+    if not isinstance(row.get("features"), dict) and "prediction" not in row:
+        return dict(row)
+    out: dict[str, Any] = dict(row.get("features") or {})
+    prediction = row.get("prediction")
+    if isinstance(prediction, dict):
+        out.update({f"prediction.{k}": v for k, v in prediction.items()})
+    elif "prediction" in row:
+        out["prediction"] = prediction
+    return out
+
+
+def _read_jsonl(path: Path) -> dict[str, Column]:
+    decoder = msgspec.json.Decoder()
+    rows: list[dict[str, Any]] = []
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = decoder.decode(line)
+            except msgspec.DecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object per line")
+            rows.append(flatten_row(obj))
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    return {name: _as_column([row.get(name) for row in rows]) for name in names}
+
+
+def _as_column(values: list[Any]) -> Column:
+    if infer_kind(values) == "numeric":
+        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    return values
+
+
+def _read_arrow(path: Path, fmt: str) -> dict[str, Column]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        if fmt == "csv":
+            from pyarrow import csv as pacsv
+
+            table = pacsv.read_csv(path)
+        else:
+            from pyarrow import parquet as pq
+
+            table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: cannot read as {fmt}: {exc}") from exc
+    columns: dict[str, Column] = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            columns[name] = np.asarray(
+                pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+            )
+        else:
+            columns[name] = col.to_pylist()
+    return columns
+
+
+def read_columns(path: str | Path) -> dict[str, Column]:
+    """Every column of a CSV, Parquet or JSON-lines file, by name.
+
+    Raises
+    ------
+    DataError
+        When the file is missing, of an unknown format or unreadable.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    fmt = detect_format(p)
+    return _read_jsonl(p) if fmt == "jsonl" else _read_arrow(p, fmt)
+
+
+def infer_kind(values: Iterable[Any]) -> Kind:
+    """``numeric`` when every present value is a number (bools excluded), else ``categorical``.
+
+    Examples
+    --------
+    >>> infer_kind([1, 2.5, None]), infer_kind(["a", 1]), infer_kind([True, False])
+    ('numeric', 'categorical', 'categorical')
+    """
+    if isinstance(values, np.ndarray):
+        return "numeric" if values.dtype.kind in "fiu" else "categorical"
+    seen = False
+    for v in values:
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return "categorical"
+        seen = True
+    return "numeric" if seen else "categorical"

@@ -1,0 +1,1137 @@
+"""Decode and validate input events (DESIGN §3.1) on the ingest hot path.
+
+An input event is one JSON object (UTF-8) per Kafka record::
+
+    {"model": "fraud", "model_version": "7", "event_id": "8c1…", "ts": 1764213000.25,
+     "features": {"amount": 12.3, "country": "DE", "age": null},
+     "prediction": 0.93}
+
+:class:`EventDecoder` turns a batch of :class:`RawRecord` into :class:`Event` objects
+and :class:`Rejection` objects; every input record becomes exactly one of the two, so
+nothing is dropped silently (rejections go to ``drift.deadletter`` through
+:func:`deadletter_payload`). :func:`group_values` then turns accepted events into
+per-series columns for the binning step.
+
+Decoding rules
+--------------
+- ``model``: required, a non-empty string (not only whitespace).
+- ``model_version``: optional string; an integer is accepted and turned into its
+  decimal string; absent or null gives ``""``.
+- ``event_id``: optional string (an integer is accepted and turned into a string,
+  so that it joins with labels that carry it either way); absent or null gives
+  ``None``.
+- ``ts``: epoch seconds (number), epoch milliseconds (a number above ``1e11``), or
+  an RFC 3339 string with a UTC offset (``Z`` or ``±hh:mm``); absent or null means
+  the Kafka record timestamp. Always returned as float epoch seconds. Accepted
+  range: 1970-01-01 to year 5138; anything else is ``bad_timestamp``.
+- ``features``: optional object, name -> number, string, bool or null.
+- ``prediction``: optional number (score), string (class label), bool, or an object of
+  named outputs (name -> number, string, bool or null).
+- At least one of ``features`` and ``prediction`` must carry something. A payload
+  that is null or an empty object counts as absent (serializers commonly write
+  ``"features": null`` for "no features", and it must not count every feature as
+  missing).
+- Numbers become ``float``, bools become the categorical strings ``"true"`` and
+  ``"false"``, nulls stay ``None`` (they are counted as missing downstream).
+- Series names: features keep their names; a scalar prediction is the series
+  ``"prediction"``; an object prediction ``{"score": 0.9}`` gives
+  ``"prediction.score"``. Feature names ``"prediction"`` and ``"prediction.*"``
+  are therefore reserved, and empty names are refused (``invalid_name``).
+- Unknown top-level fields are ignored (forward compatibility); a duplicated key
+  keeps its last value, as most JSON parsers do.
+
+Performance
+-----------
+Records are decoded by one reusable :class:`msgspec.json.Decoder` into a typed
+struct; the features dict it builds is reused as :attr:`Event.values`. Per-value
+Python work (bool conversion, name checks) runs only when the raw bytes could
+contain a bool or a reserved name, a test on the bytes done at memchr speed.
+Invalid records take a slower path that re-reads them to name the offending field.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import math
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, TypeAlias, cast, overload
+
+import msgspec
+
+__all__ = [
+    "PREDICTION_SERIES",
+    "Columns",
+    "DecodedBatch",
+    "DecodedLabelBatch",
+    "Event",
+    "EventDecoder",
+    "Label",
+    "RawRecord",
+    "RejectReason",
+    "Rejection",
+    "Value",
+    "deadletter_payload",
+    "decode_label_batch",
+    "group_values",
+    "is_prediction_series",
+    "parse_timestamp",
+]
+
+Value: TypeAlias = float | str | None
+"""One observed value: a number, a category, or ``None`` (missing)."""
+
+Columns: TypeAlias = dict[str, list[Value]]
+"""Series name -> values in event order (see :func:`group_values`)."""
+
+PREDICTION_SERIES: Final = "prediction"
+"""Name of a scalar prediction's series, and prefix (``"prediction."``) of named outputs."""
+
+_PREDICTION_PREFIX: Final = PREDICTION_SERIES + "."
+_MS_THRESHOLD: Final = 1e11  # numbers above this are epoch milliseconds
+_MAX_NUMERIC_TS: Final = 1e14  # 1e14 ms = year 5138; above: micro/nanoseconds, refused
+_MAX_SECONDS: Final = _MAX_NUMERIC_TS / 1000.0
+_NUMERIC_TS_RULE: Final = (
+    "expected epoch seconds (0..1e11) or epoch milliseconds (1e11..1e14), got {!r}"
+)
+
+
+# --------------------------------------------------------------------------- public types
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One Kafka record as the ingest loop sees it.
+
+    Parameters
+    ----------
+    value
+        The record value, ``None`` for a tombstone.
+    topic, partition, offset
+        Where the record came from (carried to the dead-letter payload).
+    timestamp_ms
+        The Kafka record timestamp in epoch milliseconds (``-1`` when the broker has
+        none); used when the event carries no ``ts``.
+    key
+        The record key, if any.
+
+    Examples
+    --------
+    >>> RawRecord(b'{"model": "m", "prediction": 1}', "drift.events", 0, 42, 1764213000000)
+    RawRecord(value=b'{"model": "m", "prediction": 1}', topic='drift.events', partition=0,
+              offset=42, timestamp_ms=1764213000000, key=None)
+    """
+
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None = None
+
+
+class RejectReason(enum.StrEnum):
+    """Why a record was refused; the value is a stable code.
+
+    The code is used as a Prometheus label value and in the dead-letter payload, so
+    existing codes never change.
+
+    Examples
+    --------
+    >>> RejectReason.BAD_TIMESTAMP.value
+    'bad_timestamp'
+    >>> RejectReason("no_payload") is RejectReason.NO_PAYLOAD
+    True
+    """
+
+    #: Bytes that are not one JSON document (syntax, bad UTF-8 in a read string, too deep).
+    MALFORMED_JSON = "malformed_json"
+    #: Valid JSON whose top level is not an object.
+    NOT_AN_OBJECT = "not_an_object"
+    #: ``model`` absent, null, empty or only whitespace.
+    MISSING_MODEL = "missing_model"
+    #: A field of the wrong JSON type (``detail`` names the field).
+    INVALID_TYPE = "invalid_type"
+    #: Neither ``features`` nor ``prediction`` carries anything.
+    NO_PAYLOAD = "no_payload"
+    #: ``ts`` unusable (wrong type, not RFC 3339, no UTC offset, out of range), or
+    #: absent while the Kafka record has no timestamp either.
+    BAD_TIMESTAMP = "bad_timestamp"
+    #: ``model`` not among the decoder's ``known_models``.
+    UNKNOWN_MODEL = "unknown_model"
+    #: The record value is larger than ``max_message_bytes``.
+    OVERSIZE = "oversize"
+    #: Tombstone, empty or whitespace-only record value.
+    EMPTY = "empty"
+    #: An empty feature/output name, or a feature named ``prediction`` or ``prediction.*``.
+    INVALID_NAME = "invalid_name"
+    #: Label record without ``event_id`` (the join key).
+    MISSING_EVENT_ID = "missing_event_id"
+    #: Label record whose ``label`` is absent or null.
+    MISSING_LABEL = "missing_label"
+    #: The decoder itself failed (a bug); the record is kept for replay, never dropped.
+    DECODER_ERROR = "decoder_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A refused record, with the reason and a human-readable detail.
+
+    Parameters
+    ----------
+    record
+        The record as received (its bytes go to the dead-letter topic unchanged).
+    reason
+        Stable code, see :class:`RejectReason`.
+    detail
+        Human-readable, names the offending field, e.g.
+        ``"features.amount: expected number, string, bool or null, got array"``.
+    model
+        The record's ``model`` when it could be read as a string (for the
+        ``stream_drift_events_total{outcome="invalid"}`` counter), else ``None``. For
+        ``unknown_model`` it is the unknown name: map it to a fixed label value before
+        using it as a metric label.
+
+    Examples
+    --------
+    >>> rec = RawRecord(b"[]", "drift.events", 0, 7, 0)
+    >>> r = EventDecoder().decode(rec)
+    >>> r.reason, r.detail, r.model
+    (<RejectReason.NOT_AN_OBJECT: 'not_an_object'>, 'expected a JSON object, got array', None)
+    """
+
+    record: RawRecord
+    reason: RejectReason
+    detail: str
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One accepted input event.
+
+    Parameters
+    ----------
+    model
+        Model name (non-empty).
+    model_version
+        Model version, ``""`` when absent.
+    event_id
+        Producer's event id (the label-join key), or ``None``.
+    ts
+        Event time, float epoch seconds.
+    values
+        Features by name plus flattened prediction series (``"prediction"`` for a
+        scalar prediction, ``"prediction.<output>"`` for named outputs). ``None`` is a
+        missing value. Numbers are ``float``, categories (and bools) ``str``.
+
+    Examples
+    --------
+    >>> rec = RawRecord(b'{"model": "fraud", "ts": 1764213000.25, '
+    ...                 b'"features": {"amount": 12, "vip": true}, "prediction": 0.93}',
+    ...                 "drift.events", 0, 1, 0)
+    >>> ev = EventDecoder().decode(rec)
+    >>> ev.model, ev.model_version, ev.ts
+    ('fraud', '', 1764213000.25)
+    >>> ev.values
+    {'amount': 12.0, 'vip': 'true', 'prediction': 0.93}
+    """
+
+    model: str
+    model_version: str
+    event_id: str | None
+    ts: float
+    values: dict[str, Value]
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """One ground-truth label (topic ``drift.labels``), joined to events by ``event_id``.
+
+    Parameters
+    ----------
+    model
+        Model name (non-empty).
+    event_id
+        Id of the event this label belongs to (required).
+    label
+        The ground truth: a number, or a category string (bools as ``"true"``/``"false"``).
+    ts
+        Label time, float epoch seconds (same rules as :attr:`Event.ts`).
+
+    Examples
+    --------
+    >>> rec = RawRecord(b'{"model": "fraud", "event_id": "8c1", "label": true}',
+    ...                 "drift.labels", 0, 3, 1764213000000)
+    >>> EventDecoder().decode_label(rec)
+    Label(model='fraud', event_id='8c1', label='true', ts=1764213000.0)
+    """
+
+    model: str
+    event_id: str
+    label: float | str
+    ts: float
+
+
+@dataclass
+class DecodedBatch:
+    """Result of :meth:`EventDecoder.decode_batch`: accepted events and rejections.
+
+    ``len(events) + len(rejections)`` equals the number of input records, each list
+    in input order.
+    """
+
+    events: list[Event]
+    rejections: list[Rejection]
+
+
+@dataclass
+class DecodedLabelBatch:
+    """Result of :meth:`EventDecoder.decode_label_batch`: labels and rejections."""
+
+    labels: list[Label]
+    rejections: list[Rejection]
+
+
+# --------------------------------------------------------------------------- wire schema
+
+_Scalar: TypeAlias = float | str | bool | None
+
+
+class _WireEvent(msgspec.Struct, gc=False):
+    model: str
+    model_version: str | int | None = None
+    event_id: str | int | None = None
+    ts: float | datetime | None = None
+    features: dict[str, _Scalar] | None = None
+    prediction: float | str | bool | dict[str, _Scalar] | None = None
+
+
+class _WireLabel(msgspec.Struct, gc=False):
+    model: str
+    event_id: str | int | None = None
+    label: float | str | bool | None = None
+    ts: float | datetime | None = None
+
+
+# --------------------------------------------------------------------------- timestamps
+
+
+def _numeric_seconds(value: float) -> float | None:
+    """Epoch seconds from a number (seconds, or ms above 1e11); ``None`` if out of range."""
+    if 0.0 <= value <= _MS_THRESHOLD:
+        return float(value)
+    if _MS_THRESHOLD < value <= _MAX_NUMERIC_TS:
+        return value / 1000.0
+    return None  # negative, NaN, inf, or micro/nanoseconds
+
+
+def _datetime_seconds(value: datetime) -> float:
+    """Epoch seconds from an aware datetime; ``ValueError`` if naive or out of range."""
+    if value.tzinfo is None:
+        raise ValueError(
+            f"{value.isoformat()!r} has no UTC offset (RFC 3339 needs 'Z' or '+hh:mm')"
+        )
+    seconds = value.timestamp()
+    if not 0.0 <= seconds <= _MAX_SECONDS:
+        raise ValueError(f"{value.isoformat()!r} is out of range (1970-01-01 to year 5138)")
+    return seconds
+
+
+def parse_timestamp(value: float | int | str) -> float:
+    """Convert an event ``ts`` to float epoch seconds.
+
+    Parameters
+    ----------
+    value
+        Epoch seconds (a number up to ``1e11``), epoch milliseconds (a number above
+        ``1e11``, up to ``1e14``), or an RFC 3339 date-time string with a UTC offset
+        (``T``, ``t`` or a space between date and time; up to nanosecond digits,
+        rounded to microseconds).
+
+    Returns
+    -------
+    float
+        Epoch seconds.
+
+    Raises
+    ------
+    ValueError
+        If the value is negative, NaN, infinite, beyond year 5138 (e.g. micro- or
+        nanoseconds), not RFC 3339, or a date-time without a UTC offset.
+    TypeError
+        If the value is neither a number nor a string (a bool is refused too).
+
+    Examples
+    --------
+    >>> parse_timestamp(1764213000.25)
+    1764213000.25
+    >>> parse_timestamp(1764213000250)  # milliseconds
+    1764213000.25
+    >>> parse_timestamp("2026-11-27T10:00:00.5+01:00")
+    1795770000.5
+    >>> parse_timestamp("2026-11-27T10:00:00")
+    Traceback (most recent call last):
+    ...
+    ValueError: '2026-11-27T10:00:00' has no UTC offset (RFC 3339 needs 'Z' or '+hh:mm')
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(
+            "ts: expected a number (epoch seconds or milliseconds) or an RFC 3339 string, "
+            f"got {type(value).__name__}"
+        )
+    if isinstance(value, str):
+        try:
+            parsed = msgspec.convert(value, datetime)
+        except msgspec.ValidationError:
+            raise ValueError(
+                f"{_short(value)!r} is not an RFC 3339 date-time (e.g. '2026-11-27T10:00:00Z')"
+            ) from None
+        return _datetime_seconds(parsed)
+    try:
+        seconds = _numeric_seconds(float(value))
+    except OverflowError:
+        seconds = None
+    if seconds is None:
+        raise ValueError(_NUMERIC_TS_RULE.format(value))
+    return seconds
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _json_type(value: object) -> str:
+    """JSON type name of a decoded value, for error details."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__  # pragma: no cover - JSON decodes to nothing else
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """Truncate user-provided text quoted in details."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _number_error(value: object) -> str | None:
+    """``None`` if ``value`` is a JSON number that fits a float, else why not."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return "number out of range"
+    return None
+
+
+def _scalar_error(value: object) -> str | None:
+    """``None`` for number/string/bool/null, else the error text."""
+    if value is None or isinstance(value, str | bool | float):
+        return None
+    if isinstance(value, int):
+        return _number_error(value)
+    return f"expected number, string, bool or null, got {_json_type(value)}"
+
+
+def _to_str_id(value: str | int | None) -> str | None:
+    """String form of an id-like field (``str`` or ``int``)."""
+    if value is None or value.__class__ is str:
+        return value
+    return str(value)
+
+
+def _bools_to_str(values: dict[str, _Scalar]) -> None:
+    """Replace ``True``/``False`` by ``"true"``/``"false"`` in place."""
+    for name, v in values.items():
+        if v is True:
+            values[name] = "true"
+        elif v is False:
+            values[name] = "false"
+
+
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def _classify_msgspec(message: str, kind: str) -> tuple[RejectReason, str]:
+    """Reason and detail from a msgspec ``ValidationError`` message (fallback path)."""
+    m = _MSGSPEC_PATH.match(message)
+    msg, path = (m["msg"], m["path"] or "") if m else (message, "")
+    field = path.lstrip(".")
+    if not field:
+        if msg.startswith("Object missing required field `model`"):
+            return RejectReason.MISSING_MODEL, "model: required field is absent"
+        if msg.startswith("Expected `object`"):
+            return RejectReason.NOT_AN_OBJECT, f"expected a JSON object: {msg}"
+        return RejectReason.INVALID_TYPE, msg
+    if field == "ts":
+        return RejectReason.BAD_TIMESTAMP, f"ts: {msg}"
+    if kind == "label" and field == "label":
+        return RejectReason.INVALID_TYPE, f"label: {msg}"
+    return RejectReason.INVALID_TYPE, f"{field}: {msg}"
+
+
+# --------------------------------------------------------------------------- decoder
+
+
+class EventDecoder:
+    """Decode and validate input records into :class:`Event` or :class:`Rejection`.
+
+    One decoder is meant to live as long as the worker: it holds the reusable msgspec
+    decoders. It is stateless between records, so it may be shared by several loops
+    in one thread.
+
+    Parameters
+    ----------
+    max_message_bytes
+        Records larger than this are refused as ``oversize`` without being parsed.
+    known_models
+        Accepted model names; ``None`` accepts any model. Others are refused as
+        ``unknown_model``.
+
+    Examples
+    --------
+    >>> dec = EventDecoder(known_models={"fraud"})
+    >>> t = 1764213000000  # Kafka record timestamp, ms
+    >>> batch = dec.decode_batch([
+    ...     RawRecord(b'{"model": "fraud", "prediction": 0.9}', "drift.events", 0, 0, t),
+    ...     RawRecord(b'{"model": "churn", "prediction": 0.1}', "drift.events", 0, 1, t),
+    ...     RawRecord(b'{"model": "fraud"', "drift.events", 0, 2, t),
+    ... ])
+    >>> [(e.model, e.ts, e.values) for e in batch.events]
+    [('fraud', 1764213000.0, {'prediction': 0.9})]
+    >>> [(r.record.offset, r.reason.value) for r in batch.rejections]
+    [(1, 'unknown_model'), (2, 'malformed_json')]
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_bytes: int = 1_048_576,
+        known_models: Collection[str] | None = None,
+    ) -> None:
+        if isinstance(max_message_bytes, bool) or not isinstance(max_message_bytes, int):
+            raise TypeError("max_message_bytes must be an int")
+        if max_message_bytes <= 0:
+            raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
+        if isinstance(known_models, str):
+            raise TypeError("known_models must be a collection of names, not one string")
+        self.max_message_bytes = max_message_bytes
+        self.known_models = known_models
+        self._known: frozenset[str] | None = (
+            None if known_models is None else frozenset(known_models)
+        )
+        self._event_decoder = msgspec.json.Decoder(_WireEvent)
+        self._label_decoder = msgspec.json.Decoder(_WireLabel)
+
+    def __repr__(self) -> str:
+        return (
+            f"EventDecoder(max_message_bytes={self.max_message_bytes!r}, "
+            f"known_models={self.known_models!r})"
+        )
+
+    # ----------------------------------------------------------------------- events
+
+    def decode(self, record: RawRecord) -> Event | Rejection:
+        """Decode one record.
+
+        Never raises: a record the decoder cannot handle becomes a :class:`Rejection`
+        (``decoder_error`` for an unexpected internal failure).
+
+        Examples
+        --------
+        >>> rec = RawRecord(b'{"model": "m", "features": {"x": [1]}}', "drift.events", 0, 0, 0)
+        >>> EventDecoder().decode(rec).detail
+        'features.x: expected number, string, bool or null, got array'
+        """
+        try:
+            return self._decode_event(record)
+        except Exception as exc:  # nothing may escape the hot loop
+            return Rejection(record, RejectReason.DECODER_ERROR, f"{type(exc).__name__}: {exc}")
+
+    def decode_batch(self, records: Iterable[RawRecord]) -> DecodedBatch:
+        """Decode many records; every record ends in ``events`` or ``rejections``.
+
+        Examples
+        --------
+        >>> b = EventDecoder().decode_batch(
+        ...     [RawRecord(None, "drift.events", 0, 5, 0)])  # a tombstone
+        >>> len(b.events), b.rejections[0].reason.value
+        (0, 'empty')
+        """
+        events: list[Event] = []
+        rejections: list[Rejection] = []
+        add_event = events.append
+        add_rejection = rejections.append
+        decode = self._decode_event
+        for record in records:
+            try:
+                out = decode(record)
+            except Exception as exc:  # nothing may escape the hot loop
+                out = Rejection(record, RejectReason.DECODER_ERROR, f"{type(exc).__name__}: {exc}")
+            if out.__class__ is Event:
+                add_event(out)
+            else:
+                add_rejection(cast(Rejection, out))
+        return DecodedBatch(events, rejections)
+
+    def _check_size(self, record: RawRecord) -> Rejection | None:
+        raw = record.value
+        if raw is None:
+            return Rejection(record, RejectReason.EMPTY, "record value is null (tombstone)")
+        size = len(raw)
+        if size == 0:
+            return Rejection(record, RejectReason.EMPTY, "record value is empty")
+        if size > self.max_message_bytes:
+            return Rejection(
+                record,
+                RejectReason.OVERSIZE,
+                f"record value is {size} bytes, more than max_message_bytes="
+                f"{self.max_message_bytes}",
+            )
+        return None
+
+    def _decode_event(self, record: RawRecord) -> Event | Rejection:
+        raw = record.value
+        if not raw or len(raw) > self.max_message_bytes:
+            return cast(Rejection, self._check_size(record))
+        try:
+            wire = self._event_decoder.decode(raw)
+        except (msgspec.DecodeError, ValueError, RecursionError) as exc:
+            return self._diagnose(record, raw, exc, "event")
+
+        model = wire.model
+        if not model or model.isspace():
+            return Rejection(
+                record, RejectReason.MISSING_MODEL, f"model: must be non-empty, got {model!r}"
+            )
+        known = self._known
+        if known is not None and model not in known:
+            return self._unknown_model(record, model)
+
+        features = wire.features
+        prediction = wire.prediction
+        if prediction.__class__ is dict and not prediction:
+            prediction = None
+        if not features:
+            if prediction is None:
+                return Rejection(
+                    record,
+                    RejectReason.NO_PAYLOAD,
+                    "neither features nor prediction carries a value",
+                    model,
+                )
+            features = {}
+
+        # Per-value Python work only when the bytes could need it: a bool literal, a
+        # name starting with "prediction.", an escape that could spell either, or an
+        # empty name.
+        if b"true" in raw or b"false" in raw or b"prediction." in raw or b"\\u" in raw:
+            _bools_to_str(features)
+            for name in features:
+                if name.startswith(_PREDICTION_PREFIX):
+                    return self._reserved_name(record, name, model)
+        if PREDICTION_SERIES in features:
+            return self._reserved_name(record, PREDICTION_SERIES, model)
+        if "" in features:
+            return Rejection(
+                record, RejectReason.INVALID_NAME, "features: empty feature name", model
+            )
+
+        values = cast(dict[str, Value], features)
+        if prediction is not None:
+            if prediction.__class__ is dict:
+                outputs = prediction
+                if "" in outputs:
+                    return Rejection(
+                        record,
+                        RejectReason.INVALID_NAME,
+                        "prediction: empty output name",
+                        model,
+                    )
+                for name, v in outputs.items():
+                    if v is True:
+                        v = "true"
+                    elif v is False:
+                        v = "false"
+                    values[_PREDICTION_PREFIX + name] = v
+            elif prediction is True:
+                values[PREDICTION_SERIES] = "true"
+            elif prediction is False:
+                values[PREDICTION_SERIES] = "false"
+            else:
+                values[PREDICTION_SERIES] = cast(float | str, prediction)
+
+        ts = self._event_time(record, wire.ts)
+        if ts.__class__ is not float:
+            return Rejection(record, RejectReason.BAD_TIMESTAMP, cast(str, ts), model)
+
+        version = wire.model_version
+        return Event(
+            model,
+            "" if version is None else version if version.__class__ is str else str(version),
+            _to_str_id(wire.event_id),
+            ts,
+            values,
+        )
+
+    @staticmethod
+    def _event_time(record: RawRecord, value: float | datetime | None) -> float | str:
+        """Epoch seconds, or the error detail (a ``str``)."""
+        if value is None:
+            ms = record.timestamp_ms
+            if ms < 0:
+                return f"ts: absent, and the Kafka record has no timestamp ({ms})"
+            return ms / 1000.0
+        if value.__class__ is float:
+            seconds = _numeric_seconds(value)
+            if seconds is None:
+                return "ts: " + _NUMERIC_TS_RULE.format(value)
+            return seconds
+        try:
+            return _datetime_seconds(cast(datetime, value))
+        except (ValueError, OverflowError, OSError) as exc:
+            return f"ts: {exc}"
+
+    def _unknown_model(self, record: RawRecord, model: str) -> Rejection:
+        known = sorted(self._known or ())
+        shown = ", ".join(repr(k) for k in known[:10]) + (", …" if len(known) > 10 else "")
+        return Rejection(
+            record,
+            RejectReason.UNKNOWN_MODEL,
+            f"model: {_short(model)!r} is not a known model (known: {shown or 'none'})",
+            model,
+        )
+
+    @staticmethod
+    def _reserved_name(record: RawRecord, name: str, model: str) -> Rejection:
+        return Rejection(
+            record,
+            RejectReason.INVALID_NAME,
+            f"features.{_short(name)}: feature names 'prediction' and 'prediction.*' are "
+            "reserved for prediction series",
+            model,
+        )
+
+    # ----------------------------------------------------------------------- labels
+
+    def decode_label(self, record: RawRecord) -> Label | Rejection:
+        """Decode one label record (``{"model", "event_id", "label", "ts"}``).
+
+        Never raises. ``ts`` follows the same rules as for events (absent: the Kafka
+        record timestamp).
+
+        Examples
+        --------
+        >>> rec = RawRecord(b'{"model": "fraud", "label": 1}', "drift.labels", 0, 0, 0)
+        >>> EventDecoder().decode_label(rec).reason.value
+        'missing_event_id'
+        """
+        try:
+            return self._decode_label(record)
+        except Exception as exc:  # nothing may escape the hot loop
+            return Rejection(record, RejectReason.DECODER_ERROR, f"{type(exc).__name__}: {exc}")
+
+    def decode_label_batch(self, records: Iterable[RawRecord]) -> DecodedLabelBatch:
+        """Decode many label records; every record ends in ``labels`` or ``rejections``.
+
+        Examples
+        --------
+        >>> b = EventDecoder().decode_label_batch([
+        ...     RawRecord(b'{"model": "fraud", "event_id": 17, "label": "fraud", "ts": 1.5}',
+        ...               "drift.labels", 0, 0, 0)])
+        >>> b.labels
+        [Label(model='fraud', event_id='17', label='fraud', ts=1.5)]
+        """
+        labels: list[Label] = []
+        rejections: list[Rejection] = []
+        for record in records:
+            out = self.decode_label(record)
+            if out.__class__ is Label:
+                labels.append(out)
+            else:
+                rejections.append(cast(Rejection, out))
+        return DecodedLabelBatch(labels, rejections)
+
+    def _decode_label(self, record: RawRecord) -> Label | Rejection:
+        raw = record.value
+        if not raw or len(raw) > self.max_message_bytes:
+            return cast(Rejection, self._check_size(record))
+        try:
+            wire = self._label_decoder.decode(raw)
+        except (msgspec.DecodeError, ValueError, RecursionError) as exc:
+            return self._diagnose(record, raw, exc, "label")
+        model = wire.model
+        if not model or model.isspace():
+            return Rejection(
+                record, RejectReason.MISSING_MODEL, f"model: must be non-empty, got {model!r}"
+            )
+        if self._known is not None and model not in self._known:
+            return self._unknown_model(record, model)
+        event_id = _to_str_id(wire.event_id)
+        if not event_id:
+            return Rejection(
+                record,
+                RejectReason.MISSING_EVENT_ID,
+                "event_id: required for labels (the join key), got "
+                + ("nothing" if event_id is None else "''"),
+                model,
+            )
+        label = wire.label
+        if label is None:
+            return Rejection(
+                record, RejectReason.MISSING_LABEL, "label: required, absent or null", model
+            )
+        if label is True or label is False:
+            label = "true" if label else "false"
+        ts = self._event_time(record, wire.ts)
+        if ts.__class__ is not float:
+            return Rejection(record, RejectReason.BAD_TIMESTAMP, cast(str, ts), model)
+        return Label(model, event_id, label, ts)
+
+    # ----------------------------------------------------------------------- slow path
+
+    def _diagnose(self, record: RawRecord, raw: bytes, exc: Exception, kind: str) -> Rejection:
+        """Name the first problem of a record the typed decoder refused."""
+        if isinstance(exc, RecursionError):
+            return Rejection(record, RejectReason.MALFORMED_JSON, "JSON nested too deeply")
+        if isinstance(exc, UnicodeDecodeError):
+            return Rejection(record, RejectReason.MALFORMED_JSON, f"not valid UTF-8: {exc}")
+        if not isinstance(exc, msgspec.ValidationError):
+            if not bytes(raw).strip():
+                return Rejection(record, RejectReason.EMPTY, "record value is only whitespace")
+            message = str(exc).removeprefix("JSON is malformed: ")
+            return Rejection(record, RejectReason.MALFORMED_JSON, f"not valid JSON: {message}")
+        # A schema error; the document may still be malformed further on.
+        try:
+            obj = msgspec.json.decode(raw)
+        except RecursionError:
+            return Rejection(record, RejectReason.MALFORMED_JSON, "JSON nested too deeply")
+        except UnicodeDecodeError as err:
+            return Rejection(record, RejectReason.MALFORMED_JSON, f"not valid UTF-8: {err}")
+        except msgspec.ValidationError:
+            # Well-formed but e.g. a number beyond float range: trust the typed message.
+            reason, detail = _classify_msgspec(str(exc), kind)
+            return Rejection(record, reason, detail)
+        except msgspec.DecodeError as err:
+            message = str(err).removeprefix("JSON is malformed: ")
+            return Rejection(record, RejectReason.MALFORMED_JSON, f"not valid JSON: {message}")
+
+        if not isinstance(obj, dict):
+            return Rejection(
+                record,
+                RejectReason.NOT_AN_OBJECT,
+                f"expected a JSON object, got {_json_type(obj)}",
+            )
+        model = obj.get("model")
+        if model is None:
+            what = "absent" if "model" not in obj else "null"
+            return Rejection(record, RejectReason.MISSING_MODEL, f"model: required, {what}")
+        if not isinstance(model, str):
+            return Rejection(
+                record,
+                RejectReason.INVALID_TYPE,
+                f"model: expected non-empty string, got {_json_type(model)}",
+            )
+        if not model or model.isspace():
+            return Rejection(
+                record, RejectReason.MISSING_MODEL, f"model: must be non-empty, got {model!r}"
+            )
+        if self._known is not None and model not in self._known:
+            return self._unknown_model(record, model)
+
+        found = self._type_error(obj, kind)
+        if found is not None:
+            return Rejection(record, found[0], found[1], model)
+        # The untyped reading found nothing the typed decoder objected to: keep the
+        # record out (the typed schema is the contract) with msgspec's own message.
+        reason, detail = _classify_msgspec(str(exc), kind)
+        return Rejection(record, reason, f"{detail} (schema check)", model)
+
+    @staticmethod
+    def _type_error(obj: dict[str, object], kind: str) -> tuple[RejectReason, str] | None:
+        """First type problem of a decoded object, in contract order."""
+        id_fields = ("event_id",) if kind == "label" else ("model_version", "event_id")
+        for field in id_fields:
+            v = obj.get(field)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, str | int)):
+                return (
+                    RejectReason.INVALID_TYPE,
+                    f"{field}: expected string or integer, got {_json_type(v)}",
+                )
+        if kind == "event":
+            features = obj.get("features")
+            if features is not None:
+                if not isinstance(features, dict):
+                    return (
+                        RejectReason.INVALID_TYPE,
+                        f"features: expected object or null, got {_json_type(features)}",
+                    )
+                for name, v in features.items():
+                    err = _scalar_error(v)
+                    if err is not None:
+                        return RejectReason.INVALID_TYPE, f"features.{_short(name)}: {err}"
+            prediction = obj.get("prediction")
+            if isinstance(prediction, dict):
+                for name, v in prediction.items():
+                    err = _scalar_error(v)
+                    if err is not None:
+                        return RejectReason.INVALID_TYPE, f"prediction.{_short(name)}: {err}"
+            elif _scalar_error(prediction) is not None:
+                err = _number_error(prediction) or (
+                    f"expected number, string, bool, object or null, got {_json_type(prediction)}"
+                )
+                return RejectReason.INVALID_TYPE, f"prediction: {err}"
+        else:
+            label = obj.get("label")
+            err = _scalar_error(label)
+            if err is not None:
+                return RejectReason.INVALID_TYPE, f"label: {err}"
+        ts = obj.get("ts")
+        if ts is not None:
+            if isinstance(ts, bool) or not isinstance(ts, int | float | str):
+                return (
+                    RejectReason.BAD_TIMESTAMP,
+                    "ts: expected epoch seconds, epoch milliseconds or an RFC 3339 string, "
+                    f"got {_json_type(ts)}",
+                )
+            try:
+                parse_timestamp(ts)
+            except ValueError as err:
+                return RejectReason.BAD_TIMESTAMP, f"ts: {err}"
+        return None
+
+
+def decode_label_batch(
+    records: Iterable[RawRecord],
+    *,
+    max_message_bytes: int = 1_048_576,
+    known_models: Collection[str] | None = None,
+) -> DecodedLabelBatch:
+    """Decode label records with a one-off :class:`EventDecoder`.
+
+    Prefer :meth:`EventDecoder.decode_label_batch` on a long-lived decoder in a loop.
+
+    Examples
+    --------
+    >>> b = decode_label_batch([
+    ...     RawRecord(b'{"model": "fraud", "event_id": "a", "label": 0}', "drift.labels", 0, 0,
+    ...               1764213000000),
+    ...     RawRecord(b'{"model": "fraud", "event_id": "b"}', "drift.labels", 0, 1, 0)])
+    >>> b.labels[0].label, b.rejections[0].reason.value
+    (0.0, 'missing_label')
+    """
+    decoder = EventDecoder(max_message_bytes=max_message_bytes, known_models=known_models)
+    return decoder.decode_label_batch(records)
+
+
+# --------------------------------------------------------------------------- dead letter
+
+
+def deadletter_payload(rejection: Rejection, *, include_text: bool = True) -> bytes:
+    """JSON payload for ``drift.deadletter``: the reason plus the original bytes.
+
+    Shape (keys always present)::
+
+        {"reason": "invalid_type",                     # RejectReason code
+         "detail": "features.amount: expected ...",    # human-readable
+         "model": "fraud",                             # or null if unreadable
+         "source": {"topic": "drift.events", "partition": 3, "offset": 1234,
+                    "timestamp_ms": 1764213000250},
+         "key_base64": "a2V5" ,                        # record key, or null
+         "original": "{\\"model\\": ...",              # value as text if valid UTF-8, else null
+         "original_base64": "eyJtb2RlbCI6..."}         # value bytes, exact; null for a tombstone
+
+    ``original_base64`` always restores the exact bytes, including invalid UTF-8;
+    ``original`` is there for people reading the topic.
+
+    Parameters
+    ----------
+    rejection
+        The rejection to serialize.
+    include_text
+        Set ``False`` to write ``"original": null`` always, halving the payload for
+        large records (the base64 copy alone is lossless). The payload is about 2.4x
+        the original with the text, 1.35x without; size the dead-letter topic's
+        ``max.message.bytes`` accordingly (an ``oversize`` record is by definition big).
+
+    Examples
+    --------
+    >>> rec = RawRecord(b'{"model": 1}', "drift.events", 3, 1234, 1764213000250)
+    >>> payload = deadletter_payload(EventDecoder().decode(rec))
+    >>> doc = msgspec.json.decode(payload)
+    >>> doc["reason"], doc["detail"], doc["original"]
+    ('invalid_type', 'model: expected non-empty string, got number', '{"model": 1}')
+    >>> base64.b64decode(doc["original_base64"]) == rec.value
+    True
+    """
+    record = rejection.record
+    value = record.value
+    text: str | None = None
+    if include_text and value is not None:
+        try:
+            text = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+    doc = {
+        "reason": rejection.reason.value,
+        "detail": rejection.detail,
+        "model": rejection.model,
+        "source": {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "timestamp_ms": record.timestamp_ms,
+        },
+        "key_base64": None if record.key is None else base64.b64encode(record.key).decode(),
+        "original": text,
+        "original_base64": None if value is None else base64.b64encode(value).decode("ascii"),
+    }
+    return msgspec.json.encode(doc)
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+def is_prediction_series(name: str) -> bool:
+    """Whether a series name is a prediction series (``prediction`` or ``prediction.*``).
+
+    Examples
+    --------
+    >>> is_prediction_series("prediction.score"), is_prediction_series("amount")
+    (True, False)
+    """
+    return name == PREDICTION_SERIES or name.startswith(_PREDICTION_PREFIX)
+
+
+class _Group:
+    """Columns of one group under construction (feature kind 0, prediction kind 1)."""
+
+    __slots__ = ("by_kind", "cols", "counts", "kind")
+
+    def __init__(self) -> None:
+        self.cols: Columns = {}
+        self.kind: dict[str, int] = {}
+        self.by_kind: tuple[list[list[Value]], list[list[Value]]] = ([], [])  # columns
+        self.counts = [0, 0]  # events carrying each kind so far
+
+
+@overload
+def group_values(
+    events: Iterable[Event], step_seconds: None = None
+) -> dict[tuple[str, str], Columns]: ...
+
+
+@overload
+def group_values(
+    events: Iterable[Event], step_seconds: float
+) -> dict[tuple[str, str, float], Columns]: ...
+
+
+def group_values(
+    events: Iterable[Event], step_seconds: float | None = None
+) -> dict[tuple[str, str], Columns] | dict[tuple[str, str, float], Columns]:
+    """Column-oriented values for binning: group -> series name -> values.
+
+    Groups are ``(model, model_version)``, or ``(model, model_version, step_start)``
+    when ``step_seconds`` is given, with ``step_start = floor(ts / step) * step``
+    (event time, float seconds).
+
+    Missing semantics, so that missing counts are right per series:
+
+    - A value that is ``None`` in an event is kept as ``None``.
+    - An event carries a *kind* of payload, features and/or prediction, when it has at
+      least one series of that kind. A series absent from an event counts as missing
+      (``None``) for that event **only if the event carries that series' kind**, also
+      when the series first appears in a later event of the group (earlier events are
+      back-filled). A prediction-only event therefore adds nothing to feature series,
+      and a feature-only event nothing to prediction series.
+    - Hence, in one group, every feature series has one entry per feature-carrying
+      event and every prediction series one per prediction-carrying event, in event
+      order; ``len(col)`` is the series' denominator and ``col.count(None)`` its
+      missing count.
+
+    Parameters
+    ----------
+    events
+        Accepted events, in any order (values keep the given order).
+    step_seconds
+        Window step in seconds, to group by event-time step as well; ``None`` (default)
+        for no time grouping.
+
+    Returns
+    -------
+    dict
+        Group key -> series name -> list of values (``float``, ``str`` or ``None``).
+        Series appear in first-seen order.
+
+    Raises
+    ------
+    ValueError
+        If ``step_seconds`` is not a positive finite number.
+
+    Examples
+    --------
+    >>> evs = [
+    ...     Event("fraud", "7", None, 100.0, {"amount": 1.0, "country": "DE"}),
+    ...     Event("fraud", "7", None, 101.0, {"prediction": 0.9}),
+    ...     Event("fraud", "7", None, 130.0, {"amount": None, "age": 40.0}),
+    ... ]
+    >>> group_values(evs)
+    {('fraud', '7'): {'amount': [1.0, None], 'country': ['DE', None], 'prediction': [0.9],
+                      'age': [None, 40.0]}}
+    >>> sorted(group_values(evs, step_seconds=60))
+    [('fraud', '7', 60.0), ('fraud', '7', 120.0)]
+    """
+    if step_seconds is not None and (
+        isinstance(step_seconds, bool)
+        or not isinstance(step_seconds, int | float)
+        or not math.isfinite(step_seconds)
+        or step_seconds <= 0
+    ):
+        raise ValueError(f"step_seconds must be a positive finite number, got {step_seconds!r}")
+    groups: dict[tuple[str, str] | tuple[str, str, float], _Group] = {}
+    step = step_seconds
+    for ev in events:
+        key: tuple[str, str] | tuple[str, str, float]
+        if step is None:
+            key = (ev.model, ev.model_version)
+        else:
+            key = (ev.model, ev.model_version, float(math.floor(ev.ts / step) * step))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group()
+        cols = group.cols
+        kinds = group.kind
+        counts = group.counts
+        hits = [0, 0]
+        for name, v in ev.values.items():
+            col = cols.get(name)
+            if col is None:
+                k = 1 if (name == PREDICTION_SERIES or name.startswith(_PREDICTION_PREFIX)) else 0
+                col = cols[name] = [None] * counts[k]
+                kinds[name] = k
+                group.by_kind[k].append(col)
+            else:
+                k = kinds[name]
+            col.append(v)
+            hits[k] += 1
+        for k in (0, 1):
+            if hits[k]:
+                n = counts[k] = counts[k] + 1
+                same_kind = group.by_kind[k]
+                if hits[k] != len(same_kind):
+                    for col in same_kind:
+                        if len(col) < n:
+                            col.append(None)
+    return {key: g.cols for key, g in groups.items()}  # type: ignore[return-value]

@@ -1,0 +1,446 @@
+"""Prometheus metrics of DESIGN §3.4, created against an injected registry.
+
+:class:`DriftMetrics` owns every metric object a worker exports. It never touches
+the global default registry: the app passes the registry its ``/metrics`` endpoint
+serves, and tests pass a fresh :class:`~prometheus_client.CollectorRegistry`.
+
+Cardinality is bounded. Every labelled metric (gauges and counters alike, except
+``stream_drift_series_dropped_total`` itself, whose labels are the fixed metric
+names) counts towards ``max_series`` label sets. Once the cap is reached a *new*
+label set is refused and counted in ``stream_drift_series_dropped_total{metric}``
+(with one log warning per metric); label sets already exported keep updating.
+Removing series (:meth:`DriftMetrics.forget_model`, a ``None`` p-value, an
+unjudged window) frees room under the cap.
+
+Ownership: each (model, feature) gauge must have exactly one writer
+(DESIGN §3.4). A worker calls :meth:`DriftMetrics.retain_only` with the models
+whose partitions it owns after every rebalance, which removes the gauges of the
+models it gave away.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from stream_drift.stats.result import DriftResult, Severity
+
+__all__ = ["EVALUATION_BUCKETS", "EVENT_OUTCOMES", "DriftMetrics"]
+
+log = logging.getLogger(__name__)
+
+#: Allowed ``outcome`` label values of ``stream_drift_events_total``.
+EVENT_OUTCOMES: Final = frozenset({"accepted", "invalid", "late"})
+
+#: Allowed ``severity`` label values of ``stream_drift_alerts_total``.
+ALERT_SEVERITIES: Final = frozenset({"warning", "critical"})
+
+#: Buckets (seconds) of ``stream_drift_evaluation_duration_seconds``: one
+#: evaluation pass is O(features x bins), typically well under a second.
+EVALUATION_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+_STAT_LABELS: Final = ("model", "model_version", "feature", "statistic")
+_WINDOW_LABELS: Final = ("model", "model_version", "feature")
+
+LabelValues = tuple[str, ...]
+Labelled = Gauge | Counter
+
+
+class DriftMetrics:
+    """Every Prometheus metric of a ``stream_drift`` worker, with a series cap.
+
+    Parameters
+    ----------
+    registry
+        Registry the metrics are registered in (never the global default one).
+    max_series
+        Maximum number of label sets across all labelled metrics (>= 1).
+    buckets
+        Histogram buckets of ``stream_drift_evaluation_duration_seconds``.
+
+    Raises
+    ------
+    ValueError
+        When ``max_series < 1``, or when the registry already holds these metrics.
+
+    Examples
+    --------
+    >>> from prometheus_client import CollectorRegistry
+    >>> from stream_drift.stats.result import DriftResult, Severity
+    >>> registry = CollectorRegistry()
+    >>> metrics = DriftMetrics(registry)
+    >>> result = DriftResult("psi", 0.31, 0.2, 1e-9, True, Severity.CRITICAL, 100_000, 5231)
+    >>> metrics.observe_result("fraud", "7", "amount", result, Severity.CRITICAL)
+    >>> labels = {"model": "fraud", "model_version": "7", "feature": "amount", "statistic": "psi"}
+    >>> registry.get_sample_value("stream_drift_statistic", labels)
+    0.31
+    >>> registry.get_sample_value("stream_drift_alert_state", labels)
+    2.0
+    >>> metrics.count_events("fraud", "accepted", 10)
+    >>> registry.get_sample_value(
+    ...     "stream_drift_events_total", {"model": "fraud", "outcome": "accepted"})
+    10.0
+    >>> metrics.forget_model("fraud")
+    >>> registry.get_sample_value("stream_drift_statistic", labels) is None
+    True
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        max_series: int = 10_000,
+        buckets: Sequence[float] = EVALUATION_BUCKETS,
+    ) -> None:
+        if isinstance(max_series, bool) or not isinstance(max_series, int) or max_series < 1:
+            raise ValueError(f"max_series must be an integer >= 1, got {max_series!r}")
+        self.registry = registry
+        self.max_series = max_series
+        self._lock = threading.RLock()
+        self._series: dict[str, set[LabelValues]] = {}
+        self._n_series = 0
+        self._warned: set[str] = set()
+
+        def gauge(name: str, doc: str, labels: Sequence[str]) -> Gauge:
+            self._series[name] = set()
+            return Gauge(name, doc, labels, registry=registry)
+
+        def counter(name: str, doc: str, labels: Sequence[str]) -> Counter:
+            self._series[name] = set()
+            # prometheus_client appends ``_total`` to the exposed counter name.
+            return Counter(name.removesuffix("_total"), doc, labels, registry=registry)
+
+        self.statistic = gauge(
+            "stream_drift_statistic",
+            "Value of a drift statistic for a feature in the last judged window.",
+            _STAT_LABELS,
+        )
+        self.p_value = gauge(
+            "stream_drift_p_value",
+            "p-value of the drift statistic in the last judged window (absent when none).",
+            _STAT_LABELS,
+        )
+        self.alert_state = gauge(
+            "stream_drift_alert_state",
+            "Alert state of a feature statistic: 0 ok, 1 warning, 2 critical.",
+            _STAT_LABELS,
+        )
+        self.window_samples = gauge(
+            "stream_drift_window_samples",
+            "Events in the current window of a feature.",
+            _WINDOW_LABELS,
+        )
+        self.missing_ratio = gauge(
+            "stream_drift_missing_ratio",
+            "Fraction of events in the current window with the feature missing or null.",
+            _WINDOW_LABELS,
+        )
+        self.last_evaluation = gauge(
+            "stream_drift_last_evaluation_timestamp_seconds",
+            "Unix time of the last drift evaluation of a model.",
+            ("model",),
+        )
+        self.events = counter(
+            "stream_drift_events_total",
+            "Input events by outcome (accepted, invalid, late).",
+            ("model", "outcome"),
+        )
+        self.alerts = counter(
+            "stream_drift_alerts_total",
+            "Drift alerts published (firing or escalated) by severity.",
+            ("model", "severity"),
+        )
+        self.deadletter = counter(
+            "stream_drift_deadletter_total",
+            "Records sent to the dead-letter topic, by reason.",
+            ("reason",),
+        )
+        self.late_events = counter(
+            "stream_drift_late_events_total",
+            "Events that arrived after their window closed.",
+            ("model",),
+        )
+        self.series_dropped = Counter(
+            "stream_drift_series_dropped",
+            "Label sets refused because the series cap was reached, by metric.",
+            ("metric",),
+            registry=registry,
+        )
+        self.evaluation_duration = Histogram(
+            "stream_drift_evaluation_duration_seconds",
+            "Wall time of one drift evaluation pass.",
+            registry=registry,
+            buckets=tuple(buckets),
+        )
+        self._by_name: dict[str, Labelled] = {
+            "stream_drift_statistic": self.statistic,
+            "stream_drift_p_value": self.p_value,
+            "stream_drift_alert_state": self.alert_state,
+            "stream_drift_window_samples": self.window_samples,
+            "stream_drift_missing_ratio": self.missing_ratio,
+            "stream_drift_last_evaluation_timestamp_seconds": self.last_evaluation,
+            "stream_drift_events_total": self.events,
+            "stream_drift_alerts_total": self.alerts,
+            "stream_drift_deadletter_total": self.deadletter,
+            "stream_drift_late_events_total": self.late_events,
+        }
+        self._gauge_names: Final = (
+            "stream_drift_statistic",
+            "stream_drift_p_value",
+            "stream_drift_alert_state",
+            "stream_drift_window_samples",
+            "stream_drift_missing_ratio",
+            "stream_drift_last_evaluation_timestamp_seconds",
+        )
+        self._versioned_names: Final = frozenset(self._gauge_names) - {
+            "stream_drift_last_evaluation_timestamp_seconds"
+        }
+        self._model_counter_names: Final = (
+            "stream_drift_events_total",
+            "stream_drift_alerts_total",
+            "stream_drift_late_events_total",
+        )
+
+    # ------------------------------------------------------------ series cap
+    @property
+    def series_count(self) -> int:
+        """Label sets currently exported across all capped metrics."""
+        return self._n_series
+
+    def _child(self, name: str, labels: LabelValues) -> Labelled | None:
+        """The child for ``labels``, or ``None`` (counted) when the cap refuses it."""
+        metric = self._by_name[name]
+        with self._lock:
+            seen = self._series[name]
+            if labels not in seen:
+                if self._n_series >= self.max_series:
+                    self.series_dropped.labels(metric=name).inc()
+                    if name not in self._warned:
+                        self._warned.add(name)
+                        log.warning(
+                            "series cap of %d reached: new %s series are dropped "
+                            "(see stream_drift_series_dropped_total)",
+                            self.max_series,
+                            name,
+                        )
+                    return None
+                seen.add(labels)
+                self._n_series += 1
+            return metric.labels(*labels)
+
+    def _set(self, name: str, labels: LabelValues, value: float) -> None:
+        child = self._child(name, labels)
+        if child is not None:
+            assert isinstance(child, Gauge)
+            child.set(value)
+
+    def _inc(self, name: str, labels: LabelValues, n: float) -> None:
+        if n < 0 or not math.isfinite(n):
+            raise ValueError(f"counter increment must be a finite number >= 0, got {n!r}")
+        child = self._child(name, labels)
+        if child is not None:
+            assert isinstance(child, Counter)
+            child.inc(n)
+
+    def _remove(self, name: str, labels: LabelValues) -> None:
+        with self._lock:
+            seen = self._series[name]
+            if labels in seen:
+                self._by_name[name].remove(*labels)
+                seen.discard(labels)
+                self._n_series -= 1
+
+    # --------------------------------------------------------------- writing
+    def observe_result(
+        self,
+        model: str,
+        model_version: str,
+        feature: str,
+        result: DriftResult,
+        state: Severity,
+    ) -> None:
+        """Export one statistic's result and the key's alert state.
+
+        ``stream_drift_alert_state`` is always set to ``int(state)`` (the alert
+        tracker's state, not the window's severity). ``stream_drift_statistic`` and
+        ``stream_drift_p_value`` carry only *judged* figures: for an unjudged
+        window both series are removed, and a ``None`` p-value removes the p-value
+        series, so no stale figure stays exported (the series reappears with the
+        next judged value).
+        """
+        labels = (model, model_version, feature, result.statistic)
+        self._set("stream_drift_alert_state", labels, int(state))
+        if not result.judged:
+            self._remove("stream_drift_statistic", labels)
+            self._remove("stream_drift_p_value", labels)
+            return
+        self._set("stream_drift_statistic", labels, float(result.value))
+        if result.p_value is None:
+            self._remove("stream_drift_p_value", labels)
+        else:
+            self._set("stream_drift_p_value", labels, float(result.p_value))
+
+    def set_window(
+        self,
+        model: str,
+        model_version: str,
+        feature: str,
+        n_samples: int,
+        missing_ratio: float,
+    ) -> None:
+        """Export the size and missing ratio of a feature's current window.
+
+        Raises
+        ------
+        ValueError
+            When ``n_samples < 0`` or ``missing_ratio`` is outside ``[0, 1]``.
+        """
+        if n_samples < 0:
+            raise ValueError(f"n_samples must be >= 0, got {n_samples!r}")
+        if not 0.0 <= missing_ratio <= 1.0:
+            raise ValueError(f"missing_ratio must be in [0, 1], got {missing_ratio!r}")
+        labels = (model, model_version, feature)
+        self._set("stream_drift_window_samples", labels, n_samples)
+        self._set("stream_drift_missing_ratio", labels, missing_ratio)
+
+    def count_events(self, model: str, outcome: str, n: int = 1) -> None:
+        """Count input events; ``late`` also counts ``stream_drift_late_events_total``.
+
+        Raises
+        ------
+        ValueError
+            When ``outcome`` is not one of ``accepted``, ``invalid``, ``late``.
+        """
+        if outcome not in EVENT_OUTCOMES:
+            raise ValueError(f"outcome must be one of {sorted(EVENT_OUTCOMES)}, got {outcome!r}")
+        self._inc("stream_drift_events_total", (model, outcome), n)
+        if outcome == "late":
+            self._inc("stream_drift_late_events_total", (model,), n)
+
+    def count_alert(self, model: str, severity: str | Severity) -> None:
+        """Count one published alert (call it for ``firing`` and ``escalated``).
+
+        Raises
+        ------
+        ValueError
+            When ``severity`` is not ``warning`` or ``critical``.
+        """
+        label = severity.label if isinstance(severity, Severity) else severity
+        if label not in ALERT_SEVERITIES:
+            raise ValueError(f"severity must be 'warning' or 'critical', got {severity!r}")
+        self._inc("stream_drift_alerts_total", (model, label), 1)
+
+    def count_deadletter(self, reason: str, n: int = 1) -> None:
+        """Count records sent to ``drift.deadletter``; keep ``reason`` a short code."""
+        self._inc("stream_drift_deadletter_total", (reason,), n)
+
+    def mark_evaluated(self, model: str, timestamp: float) -> None:
+        """Record the Unix time of a model's last evaluation."""
+        self._set("stream_drift_last_evaluation_timestamp_seconds", (model,), timestamp)
+
+    def observe_evaluation(self, seconds: float) -> None:
+        """Record the duration of one evaluation pass."""
+        self.evaluation_duration.observe(seconds)
+
+    @contextmanager
+    def time_evaluation(self) -> Iterator[None]:
+        """Context manager timing one evaluation pass (monotonic clock).
+
+        Examples
+        --------
+        >>> from prometheus_client import CollectorRegistry
+        >>> registry = CollectorRegistry()
+        >>> metrics = DriftMetrics(registry)
+        >>> with metrics.time_evaluation():
+        ...     pass
+        >>> registry.get_sample_value("stream_drift_evaluation_duration_seconds_count")
+        1.0
+        """
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.observe_evaluation(time.perf_counter() - start)
+
+    # ------------------------------------------------------------- ownership
+    @property
+    def owned_models(self) -> frozenset[str]:
+        """Models this worker currently exports gauges for."""
+        with self._lock:
+            return frozenset(
+                labels[0] for name in self._gauge_names for labels in self._series[name]
+            )
+
+    def forget_model(
+        self,
+        model: str,
+        *,
+        model_version: str | None = None,
+        counters: bool = False,
+    ) -> None:
+        """Remove a model's series (after its partitions moved to another worker).
+
+        Parameters
+        ----------
+        model
+            The model whose series go.
+        model_version
+            Only remove the series of this version (per-version gauges only);
+            ``None`` removes every version and the model's last-evaluation gauge.
+        counters
+            Also remove the model's counters (``events_total``, ``alerts_total``,
+            ``late_events_total``). Off by default: counters are summed across
+            workers (stage 1 counts events of every model whatever the partition
+            owner), so removing them would only lose increments.
+        """
+        with self._lock:
+            names = list(self._gauge_names)
+            if counters and model_version is None:
+                names += self._model_counter_names
+            for name in names:
+                for labels in list(self._series[name]):
+                    if labels[0] != model:
+                        continue
+                    if model_version is not None and (
+                        name not in self._versioned_names or labels[1] != model_version
+                    ):
+                        continue
+                    self._remove(name, labels)
+
+    def retain_only(self, models: Collection[str], *, counters: bool = False) -> None:
+        """Forget every model not in ``models`` (call after each rebalance)."""
+        keep = set(models)
+        for model in self.owned_models - keep:
+            self.forget_model(model, counters=counters)
+        if counters:
+            with self._lock:
+                stale = {
+                    labels[0]
+                    for name in self._model_counter_names
+                    for labels in self._series[name]
+                    if labels[0] not in keep
+                }
+            for model in stale:
+                self.forget_model(model, counters=True)

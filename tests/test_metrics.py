@@ -1,0 +1,362 @@
+"""Prometheus metrics of DESIGN §3.4: names, types, labels, series cap and ownership."""
+
+from __future__ import annotations
+
+import re
+
+import prometheus_client
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream_drift.metrics import DriftMetrics
+from stream_drift.stats.result import DriftResult, Severity
+
+STAT = ("model", "model_version", "feature", "statistic")
+WINDOW = ("model", "model_version", "feature")
+
+#: exposed name -> (type, label names) — DESIGN §3.4 plus the three extra counters.
+EXPECTED: dict[str, tuple[str, frozenset[str]]] = {
+    "stream_drift_statistic": ("gauge", frozenset(STAT)),
+    "stream_drift_p_value": ("gauge", frozenset(STAT)),
+    "stream_drift_alert_state": ("gauge", frozenset(STAT)),
+    "stream_drift_window_samples": ("gauge", frozenset(WINDOW)),
+    "stream_drift_missing_ratio": ("gauge", frozenset(WINDOW)),
+    "stream_drift_events_total": ("counter", frozenset({"model", "outcome"})),
+    "stream_drift_alerts_total": ("counter", frozenset({"model", "severity"})),
+    "stream_drift_last_evaluation_timestamp_seconds": ("gauge", frozenset({"model"})),
+    "stream_drift_evaluation_duration_seconds": ("histogram", frozenset()),
+    "stream_drift_series_dropped_total": ("counter", frozenset({"metric"})),
+    "stream_drift_deadletter_total": ("counter", frozenset({"reason"})),
+    "stream_drift_late_events_total": ("counter", frozenset({"model"})),
+}
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def metrics(registry: CollectorRegistry) -> DriftMetrics:
+    return DriftMetrics(registry)
+
+
+def stat_labels(
+    model: str = "fraud", feature: str = "amount", statistic: str = "psi", version: str = "7"
+) -> dict[str, str]:
+    return {"model": model, "model_version": version, "feature": feature, "statistic": statistic}
+
+
+def window_labels(model: str = "fraud", feature: str = "amount") -> dict[str, str]:
+    return {"model": model, "model_version": "7", "feature": feature}
+
+
+def psi(value: float = 0.31, p: float | None = 1e-9, judged: bool = True) -> DriftResult:
+    drift = judged and value >= 0.2
+    sev = Severity.WARNING if drift else Severity.OK
+    return DriftResult("psi", value, 0.2, p, drift, sev, 100_000, 5231, judged=judged)
+
+
+def populate(m: DriftMetrics, model: str = "fraud", feature: str = "amount") -> None:
+    m.observe_result(model, "7", feature, psi(), Severity.WARNING)
+    m.set_window(model, "7", feature, 5231, 0.02)
+    m.count_events(model, "accepted", 3)
+    m.count_events(model, "late")
+    m.count_alert(model, "warning")
+    m.count_deadletter("bad_json")
+    m.mark_evaluated(model, 1_764_237_905.0)
+    m.observe_evaluation(0.01)
+
+
+def exposition(registry: CollectorRegistry) -> str:
+    return generate_latest(registry).decode()
+
+
+# ---------------------------------------------------------------- names, types, labels
+def test_exposed_names_types_and_labels_are_exact(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    populate(metrics)
+    metrics.series_dropped.labels(metric="stream_drift_statistic")  # make a sample appear
+    text = exposition(registry)
+    # ``*_created`` companions are prometheus_client's own (process-wide switch
+    # ``disable_created_metrics``), not part of the contract.
+    types = {
+        name: kind
+        for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.M)
+        if not name.endswith("_created")
+    }
+    assert types == {name: kind for name, (kind, _) in EXPECTED.items()}
+
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name, (kind, labels) in EXPECTED.items():
+        family = families[name.removesuffix("_total")]
+        assert family.type == kind
+        samples = [
+            s
+            for s in family.samples
+            if s.name in (name, f"{name}_count", f"{name}_sum", f"{name}_bucket")
+        ]
+        assert samples, name
+        for s in samples:
+            assert set(s.labels) - {"le"} == labels, (name, s.labels)
+
+
+def test_nothing_goes_to_the_default_registry(metrics: DriftMetrics) -> None:
+    populate(metrics)
+    assert (
+        prometheus_client.REGISTRY.get_sample_value("stream_drift_statistic", stat_labels()) is None
+    )
+
+
+def test_two_instances_on_separate_registries_are_independent() -> None:
+    a, b = CollectorRegistry(), CollectorRegistry()
+    DriftMetrics(a).count_events("fraud", "accepted", 2)
+    DriftMetrics(b)
+    labels = {"model": "fraud", "outcome": "accepted"}
+    assert a.get_sample_value("stream_drift_events_total", labels) == 2
+    assert b.get_sample_value("stream_drift_events_total", labels) is None
+
+
+def test_same_registry_twice_is_an_error(registry: CollectorRegistry) -> None:
+    DriftMetrics(registry)
+    with pytest.raises(ValueError):
+        DriftMetrics(registry)
+
+
+def test_max_series_is_validated(registry: CollectorRegistry) -> None:
+    with pytest.raises(ValueError, match="max_series"):
+        DriftMetrics(registry, max_series=0)
+
+
+# ----------------------------------------------------------------------- values
+def test_observe_result_sets_statistic_p_value_and_state(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    metrics.observe_result("fraud", "7", "amount", psi(0.31, 1e-9), Severity.CRITICAL)
+    assert registry.get_sample_value("stream_drift_statistic", stat_labels()) == 0.31
+    assert registry.get_sample_value("stream_drift_p_value", stat_labels()) == 1e-9
+    assert registry.get_sample_value("stream_drift_alert_state", stat_labels()) == 2
+    metrics.observe_result("fraud", "7", "amount", psi(0.05, 0.7), Severity.OK)
+    assert registry.get_sample_value("stream_drift_statistic", stat_labels()) == 0.05
+    assert registry.get_sample_value("stream_drift_alert_state", stat_labels()) == 0
+
+
+def test_p_value_none_removes_the_p_value_series(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    metrics.observe_result("fraud", "7", "amount", psi(p=0.01), Severity.OK)
+    metrics.observe_result("fraud", "7", "amount", psi(p=None), Severity.OK)
+    assert registry.get_sample_value("stream_drift_p_value", stat_labels()) is None
+    assert registry.get_sample_value("stream_drift_statistic", stat_labels()) == 0.31
+    assert "stream_drift_p_value{" not in exposition(registry)
+
+
+def test_unjudged_window_removes_statistic_but_keeps_alert_state(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    metrics.observe_result("fraud", "7", "amount", psi(), Severity.WARNING)
+    metrics.observe_result("fraud", "7", "amount", psi(2.5, judged=False), Severity.WARNING)
+    assert registry.get_sample_value("stream_drift_statistic", stat_labels()) is None
+    assert registry.get_sample_value("stream_drift_p_value", stat_labels()) is None
+    assert registry.get_sample_value("stream_drift_alert_state", stat_labels()) == 1
+
+
+def test_window_gauges(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
+    metrics.set_window("fraud", "7", "amount", 5231, 0.25)
+    assert registry.get_sample_value("stream_drift_window_samples", window_labels()) == 5231
+    assert registry.get_sample_value("stream_drift_missing_ratio", window_labels()) == 0.25
+    with pytest.raises(ValueError, match="missing_ratio"):
+        metrics.set_window("fraud", "7", "amount", 1, 1.5)
+    with pytest.raises(ValueError, match="n_samples"):
+        metrics.set_window("fraud", "7", "amount", -1, 0.0)
+
+
+def test_event_counters(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
+    metrics.count_events("fraud", "accepted", 5)
+    metrics.count_events("fraud", "accepted")
+    metrics.count_events("fraud", "invalid", 2)
+    metrics.count_events("fraud", "late", 4)
+
+    def events(outcome: str) -> float | None:
+        return registry.get_sample_value(
+            "stream_drift_events_total", {"model": "fraud", "outcome": outcome}
+        )
+
+    assert (events("accepted"), events("invalid"), events("late")) == (6, 2, 4)
+    assert registry.get_sample_value("stream_drift_late_events_total", {"model": "fraud"}) == 4
+    with pytest.raises(ValueError, match="outcome"):
+        metrics.count_events("fraud", "dropped")
+    with pytest.raises(ValueError):
+        metrics.count_events("fraud", "accepted", -1)
+
+
+def test_alert_counter_accepts_label_or_severity(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    metrics.count_alert("fraud", "warning")
+    metrics.count_alert("fraud", Severity.CRITICAL)
+    metrics.count_alert("fraud", "critical")
+    get = registry.get_sample_value
+    assert get("stream_drift_alerts_total", {"model": "fraud", "severity": "warning"}) == 1
+    assert get("stream_drift_alerts_total", {"model": "fraud", "severity": "critical"}) == 2
+    with pytest.raises(ValueError, match="severity"):
+        metrics.count_alert("fraud", Severity.OK)
+
+
+def test_deadletter_and_last_evaluation(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
+    metrics.count_deadletter("bad_json", 3)
+    metrics.mark_evaluated("fraud", 1_764_237_905.5)
+    get = registry.get_sample_value
+    assert get("stream_drift_deadletter_total", {"reason": "bad_json"}) == 3
+    assert (
+        get("stream_drift_last_evaluation_timestamp_seconds", {"model": "fraud"}) == 1_764_237_905.5
+    )
+
+
+def test_evaluation_duration(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
+    with metrics.time_evaluation():
+        pass
+    metrics.observe_evaluation(0.2)
+    get = registry.get_sample_value
+    assert get("stream_drift_evaluation_duration_seconds_count") == 2
+    total = get("stream_drift_evaluation_duration_seconds_sum")
+    assert total is not None and 0.2 <= total < 1.0
+    assert get("stream_drift_evaluation_duration_seconds_bucket", {"le": "0.25"}) == 2
+
+
+def test_time_evaluation_records_even_when_the_body_raises(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    with pytest.raises(RuntimeError), metrics.time_evaluation():
+        raise RuntimeError("boom")
+    assert registry.get_sample_value("stream_drift_evaluation_duration_seconds_count") == 1
+
+
+# --------------------------------------------------------------------- series cap
+def test_cap_drops_new_label_sets_and_counts_them(registry: CollectorRegistry) -> None:
+    m = DriftMetrics(registry, max_series=3)
+    m.observe_result("fraud", "7", "amount", psi(), Severity.WARNING)  # 3 series
+    assert m.series_count == 3
+    m.observe_result("fraud", "7", "age", psi(), Severity.OK)  # 3 refused
+    m.count_events("churn", "accepted")  # refused
+    get = registry.get_sample_value
+    assert get("stream_drift_statistic", stat_labels(feature="age")) is None
+    assert get("stream_drift_alert_state", stat_labels(feature="age")) is None
+    assert get("stream_drift_events_total", {"model": "churn", "outcome": "accepted"}) is None
+    dropped = "stream_drift_series_dropped_total"
+    assert get(dropped, {"metric": "stream_drift_statistic"}) == 1
+    assert get(dropped, {"metric": "stream_drift_p_value"}) == 1
+    assert get(dropped, {"metric": "stream_drift_alert_state"}) == 1
+    assert get(dropped, {"metric": "stream_drift_events_total"}) == 1
+    # existing series still update
+    m.observe_result("fraud", "7", "amount", psi(0.5, 1e-3), Severity.CRITICAL)
+    assert get("stream_drift_statistic", stat_labels()) == 0.5
+    assert get("stream_drift_alert_state", stat_labels()) == 2
+    assert m.series_count == 3
+
+
+def test_cap_counts_across_metrics_and_frees_room_on_removal(registry: CollectorRegistry) -> None:
+    m = DriftMetrics(registry, max_series=4)
+    m.observe_result("fraud", "7", "amount", psi(), Severity.OK)  # 3
+    m.mark_evaluated("fraud", 1.0)  # 4
+    m.set_window("fraud", "7", "amount", 10, 0.0)  # 2 refused
+    assert registry.get_sample_value("stream_drift_window_samples", window_labels()) is None
+    m.observe_result("fraud", "7", "amount", psi(p=None), Severity.OK)  # frees p_value
+    m.set_window("fraud", "7", "amount", 10, 0.0)  # window_samples fits, missing_ratio not
+    assert registry.get_sample_value("stream_drift_window_samples", window_labels()) == 10
+    assert registry.get_sample_value("stream_drift_missing_ratio", window_labels()) is None
+    m.forget_model("fraud")
+    assert m.series_count == 0
+    populate(m, model="churn")
+    assert m.series_count == 4
+
+
+def test_cap_warns_once_per_metric(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    m = DriftMetrics(registry, max_series=1)
+    for model in ("a", "b", "c", "d"):
+        m.mark_evaluated(model, 1.0)
+    warnings = [r for r in caplog.records if "series cap" in r.getMessage()]
+    assert len(warnings) == 1
+    assert (
+        registry.get_sample_value(
+            "stream_drift_series_dropped_total",
+            {"metric": "stream_drift_last_evaluation_timestamp_seconds"},
+        )
+        == 3
+    )
+
+
+# ------------------------------------------------------------------ ownership
+def test_forget_model_removes_every_gauge_series_of_that_model_only(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    populate(metrics, "fraud", "amount")
+    populate(metrics, "fraud", "age")
+    populate(metrics, "churn", "tenure")
+    metrics.forget_model("fraud")
+    text = exposition(registry)
+    gauge_lines = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("stream_drift_statistic", "stream_drift_p_value"))
+        or line.startswith(("stream_drift_alert_state", "stream_drift_window_samples"))
+        or line.startswith(("stream_drift_missing_ratio", "stream_drift_last_evaluation"))
+    ]
+    assert gauge_lines and all('model="churn"' in line for line in gauge_lines)
+    assert metrics.owned_models == {"churn"}
+    # counters are kept by default (summed across workers) ...
+    events = {"model": "fraud", "outcome": "accepted"}
+    assert registry.get_sample_value("stream_drift_events_total", events) == 6
+    # ... and removed on request
+    metrics.forget_model("fraud", counters=True)
+    assert registry.get_sample_value("stream_drift_events_total", events) is None
+    assert (
+        registry.get_sample_value(
+            "stream_drift_alerts_total", {"model": "fraud", "severity": "warning"}
+        )
+        is None
+    )
+    assert registry.get_sample_value("stream_drift_late_events_total", {"model": "fraud"}) is None
+    assert 'model="fraud"' not in exposition(registry)
+    assert (
+        registry.get_sample_value("stream_drift_statistic", stat_labels("churn", "tenure")) == 0.31
+    )
+
+
+def test_forget_one_model_version(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
+    metrics.observe_result("fraud", "7", "amount", psi(), Severity.OK)
+    metrics.observe_result("fraud", "8", "amount", psi(0.4), Severity.OK)
+    metrics.mark_evaluated("fraud", 5.0)
+    metrics.forget_model("fraud", model_version="7")
+    get = registry.get_sample_value
+    assert get("stream_drift_statistic", stat_labels(version="7")) is None
+    assert get("stream_drift_statistic", stat_labels(version="8")) == 0.4
+    assert get("stream_drift_last_evaluation_timestamp_seconds", {"model": "fraud"}) == 5.0
+
+
+def test_retain_only_keeps_owned_models(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
+    for model in ("a", "b", "c"):
+        populate(metrics, model)
+    assert metrics.owned_models == {"a", "b", "c"}
+    metrics.retain_only(["b", "z"])
+    assert metrics.owned_models == {"b"}
+    get = registry.get_sample_value
+    assert get("stream_drift_statistic", stat_labels("a")) is None
+    assert get("stream_drift_statistic", stat_labels("b")) == 0.31
+    assert get("stream_drift_events_total", {"model": "a", "outcome": "accepted"}) == 3
+    metrics.retain_only([], counters=True)
+    assert metrics.owned_models == frozenset()
+    assert get("stream_drift_events_total", {"model": "a", "outcome": "accepted"}) is None
+    assert get("stream_drift_deadletter_total", {"reason": "bad_json"}) == 3
+    assert metrics.series_count == 1  # only the deadletter counter is left
+
+
+def test_forgotten_series_can_come_back(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
+    metrics.observe_result("fraud", "7", "amount", psi(), Severity.WARNING)
+    metrics.forget_model("fraud")
+    metrics.observe_result("fraud", "7", "amount", psi(0.4), Severity.WARNING)
+    assert registry.get_sample_value("stream_drift_statistic", stat_labels()) == 0.4
