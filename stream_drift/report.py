@@ -22,8 +22,6 @@ from stream_drift.stats.evaluate import FeatureEvaluation, default_statistics, e
 from stream_drift.stats.histogram import Histogram
 from stream_drift.stats.result import Severity
 
-REPORT_FIELDS = ("psi", "kl", "js", "ks")
-
 
 @dataclass
 class DriftReport:
@@ -49,31 +47,9 @@ class DriftReport:
         return sorted(self.evaluations.items(), key=rank)
 
     def feature_dict(self, e: FeatureEvaluation) -> dict[str, Any]:
-        def value(stat: str) -> float | None:
-            r = e.results.get(stat)
-            return None if r is None else r.value
-
-        def p_value(stat: str) -> float | None:
-            r = e.results.get(stat)
-            return None if r is None else r.p_value
-
-        psi = e.results.get("psi")
-        return {
-            "kind": e.kind,
-            "n_reference": e.n_reference,
-            "n_current": e.n_current,
-            **{stat: value(stat) for stat in REPORT_FIELDS},
-            "ks_p_value": p_value("ks"),
-            "chi2": value("chi2"),
-            "chi2_p_value": p_value("chi2"),
-            "psi_p_value": p_value("psi"),
-            "psi_threshold": None if psi is None else psi.threshold,
-            "missing_ratio": e.missing_ratio,
-            "judged": e.judged,
-            "severity": e.severity.label,
-            "drift": e.drift,
-            "top_bins": e.top_bins,
-        }
+        out = e.to_dict()
+        del out["results"]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {

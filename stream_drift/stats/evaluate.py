@@ -59,6 +59,33 @@ class FeatureEvaluation:
     def judged(self) -> bool:
         return any(r.judged for r in self.results.values())
 
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON-ready summary: each statistic's value, p-value where it has one.
+
+        Statistics that do not apply to the kind are ``None``.
+        """
+
+        def get(stat: str, attr: str) -> Any:
+            r = self.results.get(stat)
+            return None if r is None else getattr(r, attr)
+
+        return {
+            "kind": self.kind,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            **{stat: get(stat, "value") for stat in STATISTICS},
+            "ks_p_value": get("ks", "p_value"),
+            "chi2_p_value": get("chi2", "p_value"),
+            "psi_p_value": get("psi", "p_value"),
+            "psi_threshold": get("psi", "threshold"),
+            "missing_ratio": self.missing_ratio,
+            "judged": self.judged,
+            "severity": self.severity.label,
+            "drift": self.drift,
+            "top_bins": self.top_bins,
+            "results": {stat: r.to_dict() for stat, r in self.results.items()},
+        }
+
 
 def top_bins(reference: Histogram, current: Histogram, k: int = 3) -> list[dict[str, Any]]:
     """The ``k`` coarse bins whose share changed most, largest change first.
