@@ -42,6 +42,7 @@ __all__ = [
     "AlertPolicy",
     "AlertState",
     "AlertTracker",
+    "alert_id",
     "format_alert_line",
     "format_timestamp",
 ]
@@ -93,7 +94,8 @@ class AlertPolicy:
         Evaluation time after a resolve during which the same key cannot fire
         again (>= 0).
     runbook_url
-        Link put in every alert (``http://`` or ``https://``).
+        Link put in every alert (``http://`` or ``https://``); ``""`` for none (the
+        alert then carries ``"runbook_url": ""``).
 
     Raises
     ------
@@ -137,8 +139,10 @@ class AlertPolicy:
                 f"AlertPolicy.cooldown_seconds must be a finite number >= 0, got {cooldown!r}"
             )
         url = self.runbook_url
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"AlertPolicy.runbook_url must be an http(s) URL, got {url!r}")
+        if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))):
+            raise ValueError(
+                f"AlertPolicy.runbook_url must be an http(s) URL or empty, got {url!r}"
+            )
 
 
 @dataclass(slots=True)

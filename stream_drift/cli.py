@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from stream_drift.config import ConfigError, Settings, load_settings
 from stream_drift.datasets import DataError, read_columns
 from stream_drift.reference import (
     DEFAULT_EXCLUDED,
@@ -193,6 +194,187 @@ def report(
             console.print(f"HTML report: {html_path}")
     if fail_on_drift and result.drifted:
         sys.exit(1)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        _fail(f"invalid configuration{f' in {config}' if config else ''}:\n{exc}")
+        raise AssertionError("unreachable") from exc
+
+
+@cli.command("worker")
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML settings (every key overridable by STREAM_DRIFT_* variables).",
+)
+def worker(config: Path | None) -> None:
+    """Run a worker: ingest (stage 1), evaluate (stage 2), alerts, /metrics."""
+    from stream_drift.app.worker import run_worker
+    from stream_drift.embedded import EmbeddedBroker
+
+    settings = _settings(config)
+    broker = None
+    if settings.kafka.embedded:
+        broker = EmbeddedBroker()
+        broker.start()
+        click.echo(f"embedded broker at {broker.bootstrap_servers} (pid {broker.pid})", err=True)
+        settings = settings.override({"kafka.bootstrap_servers": broker.bootstrap_servers})
+    try:
+        run_worker(settings)
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def _bootstrap(settings: Settings) -> str:
+    if settings.kafka.embedded:
+        _fail("kafka.bootstrap_servers is 'embedded': give the broker's host:port instead")
+    return ",".join(settings.kafka.servers)
+
+
+_config_option = click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML settings (for the broker address and topic names).",
+)
+_bootstrap_option = click.option(
+    "--bootstrap", help="Broker host:port (overrides kafka.bootstrap_servers)."
+)
+
+
+def _client_settings(config: Path | None, bootstrap: str | None) -> Settings:
+    settings = _settings(config)
+    if bootstrap:
+        settings = settings.override({"kafka.bootstrap_servers": bootstrap})
+    return settings
+
+
+@reference.command("publish")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@_config_option
+@_bootstrap_option
+def reference_publish(path: Path, config: Path | None, bootstrap: str | None) -> None:
+    """Publish a reference profile to the references topic (latest per model/version wins)."""
+    import asyncio
+
+    from stream_drift.kafka_io import publish_reference
+
+    settings = _client_settings(config, bootstrap)
+    try:
+        profile = ReferenceProfile.load(path)
+    except ReferenceError as exc:
+        _fail(str(exc))
+        return
+    asyncio.run(
+        publish_reference(
+            _bootstrap(settings),
+            settings.topics.references,
+            profile,
+            partitions=settings.topics.partitions.references,
+        )
+    )
+    click.echo(f"Published {profile.id} for {profile.key} to {settings.topics.references}")
+
+
+@cli.command("produce")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Events (.jsonl) or rows (.csv, .parquet) to replay.",
+)
+@click.option("--model", help="Model of table rows (and of JSON lines without one).")
+@click.option("--version", "model_version", default="", help="Model version of table rows.")
+@click.option("--prediction", multiple=True, help="Prediction column(s) of table rows.")
+@click.option("--ts-column", help="Event-time column of table rows (default: send time).")
+@click.option("--rate", default=0.0, show_default=True, help="Events per second; 0 = max.")
+@click.option("--topic", help="Topic (default: topics.events).")
+@_config_option
+@_bootstrap_option
+def produce(
+    source: Path,
+    model: str | None,
+    model_version: str,
+    prediction: tuple[str, ...],
+    ts_column: str | None,
+    rate: float,
+    topic: str | None,
+    config: Path | None,
+    bootstrap: str | None,
+) -> None:
+    """Replay a data set into the events topic, one event per message."""
+    import asyncio
+
+    from stream_drift.kafka_io import load_events
+    from stream_drift.kafka_io import produce as produce_values
+
+    settings = _client_settings(config, bootstrap)
+    try:
+        values = load_events(
+            source,
+            model=model,
+            model_version=model_version,
+            prediction=prediction,
+            ts_column=ts_column,
+        )
+    except (DataError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    target = topic or settings.topics.events
+    n = asyncio.run(produce_values(_bootstrap(settings), target, values, rate=rate))
+    click.echo(f"Sent {n:,} events to {target}")
+
+
+@cli.command("alerts")
+@click.option("--json", "as_json", is_flag=True, help="Print each alert as raw JSON.")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest alert.")
+@click.option(
+    "--idle-exit", type=float, default=None, help="Exit after this many seconds without alerts."
+)
+@_config_option
+@_bootstrap_option
+def alerts(
+    as_json: bool,
+    from_beginning: bool,
+    idle_exit: float | None,
+    config: Path | None,
+    bootstrap: str | None,
+) -> None:
+    """Follow the alerts topic and print each alert as one readable line."""
+    import asyncio
+    import json
+
+    from stream_drift.alerts import format_alert_line
+    from stream_drift.kafka_io import follow
+
+    settings = _client_settings(config, bootstrap)
+
+    async def run() -> None:
+        async for record in follow(
+            _bootstrap(settings),
+            settings.topics.alerts,
+            from_beginning=from_beginning,
+            idle_timeout=idle_exit,
+        ):
+            text = record.value.decode("utf-8", "replace")
+            if as_json:
+                click.echo(text)
+                continue
+            try:
+                click.echo(format_alert_line(json.loads(text)))
+            except ValueError:
+                click.echo(f"(unreadable alert) {text}")
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
 
 
 def main() -> None:

@@ -687,7 +687,21 @@ class _Dumper(yaml.SafeDumper):
     """Safe dumper quoting every string that YAML 1.1 *or* 1.2 would read as a non-string.
 
     The output then reads the same with :class:`_Loader` and with any other YAML parser.
+    Strings holding line breaks or unprintable characters are double-quoted with escapes
+    (PyYAML may otherwise single-quote them, and a line break in single quotes reads back as
+    a space).
     """
+
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        if _NEEDS_ESCAPES.search(data):
+            return self.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+        return super().represent_str(data)
+
+
+_NEEDS_ESCAPES = re.compile(
+    r"[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029\ufeff]"
+)
+_Dumper.add_representer(str, _Dumper.represent_str)
 
 
 def _core_schema_resolvers(*, keep_yaml11: bool) -> dict[Any, list[tuple[str, re.Pattern[str]]]]:

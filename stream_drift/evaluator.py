@@ -134,13 +134,24 @@ class VersionWindow:
         self.step_events: deque[int] = deque(maxlen=policy.size_steps)
         self.last_closed_end: float | None = None
         self.sources: dict[str, tuple[float, float]] = {}
+        self.applied_offsets: dict[str, int] = {}
+        self.duplicate_events = 0
         self.late_events = 0
         self.max_event_time = -math.inf
         self.count_first: float | None = None
 
     # -- merging ---------------------------------------------------------------------------
     def merge(self, partial: Partial, now: float) -> tuple[int, int]:
-        """Merge a partial; return (events merged, events late)."""
+        """Merge a partial; return (events merged, events late).
+
+        A partial whose source offsets were all applied already (a replay after a crash or
+        a rebalance) is skipped and counted in ``duplicate_events``.
+        """
+        applied = self.applied_offsets.get(partial.source, -1)
+        if 0 <= partial.offset_end <= applied:
+            self.duplicate_events += partial.n_events
+            return 0, 0
+        self.applied_offsets[partial.source] = max(applied, partial.offset_end)
         previous = self.sources.get(partial.source, (-math.inf, now))[0]
         self.sources[partial.source] = (max(previous, partial.watermark), now)
         self.max_event_time = max(self.max_event_time, partial.watermark)
@@ -259,6 +270,8 @@ class VersionWindow:
             "step_events": list(self.step_events),
             "last_closed_end": self.last_closed_end,
             "sources": {k: list(v) for k, v in self.sources.items()},
+            "applied_offsets": dict(self.applied_offsets),
+            "duplicate_events": self.duplicate_events,
             "late_events": self.late_events,
             "max_event_time": self.max_event_time if math.isfinite(self.max_event_time) else None,
             "count_first": self.count_first,
@@ -283,6 +296,8 @@ class VersionWindow:
         w.last_closed_end = data["last_closed_end"]
         w.sources = {k: (float(v[0]), float(v[1])) for k, v in data["sources"].items()}
         w.late_events = int(data["late_events"])
+        w.applied_offsets = {k: int(v) for k, v in data.get("applied_offsets", {}).items()}
+        w.duplicate_events = int(data.get("duplicate_events", 0))
         met = data.get("max_event_time")
         w.max_event_time = -math.inf if met is None else float(met)
         cf = data.get("count_first")

@@ -55,8 +55,8 @@ import base64
 import enum
 import math
 import re
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Final, TypeAlias, cast, overload
 
@@ -90,7 +90,7 @@ Columns: TypeAlias = dict[str, list[Value]]
 PREDICTION_SERIES: Final = "prediction"
 """Name of a scalar prediction's series, and prefix (``"prediction."``) of named outputs."""
 
-_PREDICTION_PREFIX: Final = PREDICTION_SERIES + "."
+_PREFIX: Final = PREDICTION_SERIES + "."
 _MS_THRESHOLD: Final = 1e11  # numbers above this are epoch milliseconds
 _MAX_NUMERIC_TS: Final = 1e14  # 1e14 ms = year 5138; above: micro/nanoseconds, refused
 _MAX_SECONDS: Final = _MAX_NUMERIC_TS / 1000.0
@@ -245,6 +245,40 @@ class Event:
     event_id: str | None
     ts: float
     values: dict[str, Value]
+
+
+_EVENT_FIELDS: Final = ("model", "model_version", "event_id", "ts", "values")
+assert tuple(f.name for f in fields(Event)) == _EVENT_FIELDS, "update _new_event"
+_alloc = object.__new__
+
+
+def _slot_setter(name: str) -> Callable[[Event, object], None]:
+    setter: Callable[[Event, object], None] = vars(Event)[name].__set__
+    return setter
+
+
+_set_model = _slot_setter("model")
+_set_version = _slot_setter("model_version")
+_set_event_id = _slot_setter("event_id")
+_set_ts = _slot_setter("ts")
+_set_values = _slot_setter("values")
+
+
+def _new_event(
+    model: str, model_version: str, event_id: str | None, ts: float, values: dict[str, Value]
+) -> Event:
+    """``Event(...)`` at half the cost: fills the slots directly.
+
+    A frozen dataclass's ``__init__`` goes through ``object.__setattr__`` per field,
+    which dominated the decoding time; the result is identical (tests check it).
+    """
+    ev: Event = _alloc(Event)
+    _set_model(ev, model)
+    _set_version(ev, model_version)
+    _set_event_id(ev, event_id)
+    _set_ts(ev, ts)
+    _set_values(ev, values)
+    return ev
 
 
 @dataclass(frozen=True, slots=True)
@@ -623,48 +657,43 @@ class EventDecoder:
         prediction = wire.prediction
         if prediction.__class__ is dict and not prediction:
             prediction = None
-        if not features:
-            if prediction is None:
+        if features:
+            if "" in features:
                 return Rejection(
-                    record,
-                    RejectReason.NO_PAYLOAD,
-                    "neither features nor prediction carries a value",
-                    model,
+                    record, RejectReason.INVALID_NAME, "features: empty feature name", model
                 )
-            features = {}
-
-        # Per-value Python work only when the bytes could need it: a bool literal, a
-        # name starting with "prediction.", an escape that could spell either, or an
-        # empty name.
-        if b"true" in raw or b"false" in raw or b"prediction." in raw or b"\\u" in raw:
-            _bools_to_str(features)
-            for name in features:
-                if name.startswith(_PREDICTION_PREFIX):
+            # One pass: bools become categories, reserved names are refused. (Cheaper
+            # than scanning the raw bytes for "true"/"false"/"prediction.".)
+            for name, v in features.items():
+                if v is True:
+                    features[name] = "true"
+                elif v is False:
+                    features[name] = "false"
+                if name[0] == "p" and (name == PREDICTION_SERIES or name.startswith(_PREFIX)):
                     return self._reserved_name(record, name, model)
-        if PREDICTION_SERIES in features:
-            return self._reserved_name(record, PREDICTION_SERIES, model)
-        if "" in features:
+            values = cast(dict[str, Value], features)
+        elif prediction is None:
             return Rejection(
-                record, RejectReason.INVALID_NAME, "features: empty feature name", model
+                record,
+                RejectReason.NO_PAYLOAD,
+                "neither features nor prediction carries a value",
+                model,
             )
+        else:
+            values = {}
 
-        values = cast(dict[str, Value], features)
         if prediction is not None:
             if prediction.__class__ is dict:
-                outputs = prediction
-                if "" in outputs:
+                if "" in prediction:
                     return Rejection(
-                        record,
-                        RejectReason.INVALID_NAME,
-                        "prediction: empty output name",
-                        model,
+                        record, RejectReason.INVALID_NAME, "prediction: empty output name", model
                     )
-                for name, v in outputs.items():
+                for name, v in prediction.items():
                     if v is True:
                         v = "true"
                     elif v is False:
                         v = "false"
-                    values[_PREDICTION_PREFIX + name] = v
+                    values[_PREFIX + name] = v
             elif prediction is True:
                 values[PREDICTION_SERIES] = "true"
             elif prediction is False:
@@ -672,18 +701,22 @@ class EventDecoder:
             else:
                 values[PREDICTION_SERIES] = cast(float | str, prediction)
 
-        ts = self._event_time(record, wire.ts)
-        if ts.__class__ is not float:
-            return Rejection(record, RejectReason.BAD_TIMESTAMP, cast(str, ts), model)
+        raw_ts = wire.ts
+        if raw_ts.__class__ is float and 0.0 <= raw_ts <= _MS_THRESHOLD:
+            ts = raw_ts  # epoch seconds, the common case
+        else:
+            checked = self._event_time(record, raw_ts)
+            if checked.__class__ is not float:
+                return Rejection(record, RejectReason.BAD_TIMESTAMP, cast(str, checked), model)
+            ts = checked
 
         version = wire.model_version
-        return Event(
-            model,
-            "" if version is None else version if version.__class__ is str else str(version),
-            _to_str_id(wire.event_id),
-            ts,
-            values,
-        )
+        if version.__class__ is not str:
+            version = "" if version is None else str(version)
+        event_id = wire.event_id
+        if event_id is not None and event_id.__class__ is not str:
+            event_id = str(event_id)
+        return _new_event(model, version, event_id, ts, values)
 
     @staticmethod
     def _event_time(record: RawRecord, value: float | datetime | None) -> float | str:
@@ -1011,19 +1044,26 @@ def is_prediction_series(name: str) -> bool:
     >>> is_prediction_series("prediction.score"), is_prediction_series("amount")
     (True, False)
     """
-    return name == PREDICTION_SERIES or name.startswith(_PREDICTION_PREFIX)
+    return name == PREDICTION_SERIES or name.startswith(_PREFIX)
 
 
 class _Group:
-    """Columns of one group under construction (feature kind 0, prediction kind 1)."""
+    """Columns of one group under construction."""
 
-    __slots__ = ("by_kind", "cols", "counts", "kind")
+    __slots__ = (
+        "cols",
+        "feature_cols",
+        "n_feature_events",
+        "n_prediction_events",
+        "pred_cols_by_name",
+    )
 
     def __init__(self) -> None:
-        self.cols: Columns = {}
-        self.kind: dict[str, int] = {}
-        self.by_kind: tuple[list[list[Value]], list[list[Value]]] = ([], [])  # columns
-        self.counts = [0, 0]  # events carrying each kind so far
+        self.cols: Columns = {}  # the result: all series, first-seen order
+        self.feature_cols: list[list[Value]] = []
+        self.pred_cols_by_name: dict[str, list[Value]] = {}
+        self.n_feature_events = 0  # events of the group that carry features
+        self.n_prediction_events = 0  # ... that carry a prediction
 
 
 @overload
@@ -1112,26 +1152,32 @@ def group_values(
         if group is None:
             group = groups[key] = _Group()
         cols = group.cols
-        kinds = group.kind
-        counts = group.counts
-        hits = [0, 0]
+        pred_cols = group.pred_cols_by_name
+        n_f = n_p = 0  # series of each kind this event carries
         for name, v in ev.values.items():
             col = cols.get(name)
-            if col is None:
-                k = 1 if (name == PREDICTION_SERIES or name.startswith(_PREDICTION_PREFIX)) else 0
-                col = cols[name] = [None] * counts[k]
-                kinds[name] = k
-                group.by_kind[k].append(col)
-            else:
-                k = kinds[name]
+            if col is None:  # a new series: back-fill the earlier events of its kind
+                if name == PREDICTION_SERIES or name.startswith(_PREFIX):
+                    col = pred_cols[name] = [None] * group.n_prediction_events
+                else:
+                    col = [None] * group.n_feature_events
+                    group.feature_cols.append(col)
+                cols[name] = col
             col.append(v)
-            hits[k] += 1
-        for k in (0, 1):
-            if hits[k]:
-                n = counts[k] = counts[k] + 1
-                same_kind = group.by_kind[k]
-                if hits[k] != len(same_kind):
-                    for col in same_kind:
-                        if len(col) < n:
-                            col.append(None)
+            if name in pred_cols:
+                n_p += 1
+            else:
+                n_f += 1
+        if n_f:
+            n = group.n_feature_events = group.n_feature_events + 1
+            if n_f != len(group.feature_cols):
+                for col in group.feature_cols:
+                    if len(col) < n:
+                        col.append(None)
+        if n_p:
+            n = group.n_prediction_events = group.n_prediction_events + 1
+            if n_p != len(pred_cols):
+                for col in pred_cols.values():
+                    if len(col) < n:
+                        col.append(None)
     return {key: g.cols for key, g in groups.items()}  # type: ignore[return-value]

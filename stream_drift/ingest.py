@@ -16,8 +16,8 @@ from stream_drift.events import (
     Event,
     EventDecoder,
     RawRecord,
-    RejectReason,
     Rejection,
+    RejectReason,
     group_values,
 )
 from stream_drift.partials import Partial
@@ -95,6 +95,7 @@ class IngestAccumulator:
         self.warmup = warmup
         self._builders: dict[tuple[str, str, str, str], _Builder] = {}
         self.watermarks: dict[str, float] = {}
+        self.offsets: dict[str, int] = {}
 
     def add_records(self, records: Iterable[RawRecord]) -> BatchOutcome:
         """Decode, validate, bin and count one batch; never raises on bad input."""
@@ -122,6 +123,7 @@ class IngestAccumulator:
                 waiting.setdefault(key, []).append(decoded)
                 continue
             source = f"{record.topic}/{record.partition}"
+            self.offsets[source] = max(self.offsets.get(source, -1), record.offset + 1)
             by_source.setdefault(source, {}).setdefault(key, []).append(decoded)
             if decoded.ts > self.watermarks.get(source, -math.inf):
                 self.watermarks[source] = decoded.ts
@@ -169,6 +171,7 @@ class IngestAccumulator:
                 source=source,
                 watermark=self.watermarks.get(source, -math.inf),
                 events={k: int(v) for k, v in builder.events.items()},
+                offset_end=self.offsets.get(source, -1),
             )
             for step_start, hists in builder.steps.items():
                 for name, hist in hists.items():

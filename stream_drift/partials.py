@@ -37,6 +37,8 @@ class Partial:
     watermark: float
     steps: dict[float, dict[str, dict[str, Any]]] = field(default_factory=dict)
     events: dict[float, int] = field(default_factory=dict)
+    offset_end: int = -1
+    """Offset after the last source record counted (stage 2 skips replays below it)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class Partial:
             "watermark": self.watermark,
             "steps": {repr(k): v for k, v in self.steps.items()},
             "events": {repr(k): v for k, v in self.events.items()},
+            "offset_end": self.offset_end,
         }
 
     def to_bytes(self) -> bytes:
@@ -93,4 +96,5 @@ def decode_message(data: bytes | str | dict[str, Any]) -> Partial | Tick:
         watermark=float(obj["watermark"]),
         steps={float(k): v for k, v in obj["steps"].items()},
         events={float(k): int(v) for k, v in obj["events"].items()},
+        offset_end=int(obj.get("offset_end", -1)),
     )

@@ -127,13 +127,19 @@ def feed(**policy: object) -> Feed:
         ("resolve_ratio", float("nan")),
         ("cooldown_seconds", -1.0),
         ("cooldown_seconds", float("inf")),
-        ("runbook_url", ""),
+        ("runbook_url", None),
         ("runbook_url", "docs/runbook.md"),
     ],
 )
 def test_policy_rejects_bad_values_naming_the_field(name: str, bad: object) -> None:
     with pytest.raises(ValueError, match=rf"AlertPolicy\.{name}"):
         AlertPolicy(**{name: bad})  # type: ignore[arg-type]
+
+
+def test_empty_runbook_url_means_none() -> None:
+    f = feed(fire_after=1, runbook_url="")
+    alert = f(result(DRIFT))
+    assert alert is not None and alert["runbook_url"] == ""
 
 
 def test_policy_defaults() -> None:

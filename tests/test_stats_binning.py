@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter
@@ -41,11 +42,11 @@ def _check_layout(b: NumericBinning, sample: list[float]) -> None:
     edges = b.edges.tolist()
     coarse = b.coarse_edges.tolist()
     # No duplicate (or unsorted) edges, all finite.
-    assert all(a < c for a, c in zip(edges, edges[1:], strict=False))
+    assert all(a < c for a, c in itertools.pairwise(edges))
     assert all(math.isfinite(e) for e in edges)
     # Coarse edges are a strictly increasing subset of the fine edges.
     assert set(coarse) <= set(edges)
-    assert all(a < c for a, c in zip(coarse, coarse[1:], strict=False))
+    assert all(a < c for a, c in itertools.pairwise(coarse))
     # coarse_map: monotone, starts at 0, ends at the last coarse bin, never skips one.
     cmap = b.coarse_map.tolist()
     assert len(cmap) == b.n_bins
@@ -197,9 +198,13 @@ def test_a_value_bin_does_not_depend_on_its_batch(batch: list[object]) -> None:
     assert together == alone
 
 
-def test_fit_ignores_missing_and_non_numeric_values() -> None:
+@pytest.mark.parametrize(
+    "junk",
+    [[None, math.nan, math.inf, -math.inf], ["9", "x", True], ["9"] * 30, [True] * 30],
+)
+def test_fit_ignores_missing_and_non_numeric_values(junk: list[object]) -> None:
     clean = [1.0, 2.0, 3.0, 4.0] * 10
-    dirty = [*clean, None, math.nan, math.inf, -math.inf, "9", "x", True]
+    dirty = [*clean, *junk]
     assert NumericBinning.fit(dirty, n_bins=4, n_coarse=2) == NumericBinning.fit(
         clean, n_bins=4, n_coarse=2
     )

@@ -75,20 +75,27 @@ def _to_float_array(values: Iterable[Any]) -> FloatArray:
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
         return values.astype(np.float64, copy=False)
     seq = values if isinstance(values, list | tuple) else list(values)
-    try:
-        return np.asarray(seq, dtype=np.float64)
-    except (TypeError, ValueError):
-        # A stray string or bool in a numeric feature is a missing value, not a crash.
-        return np.fromiter(
-            (
-                float(v)
-                if isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
-                else math.nan
-                for v in seq
-            ),
-            dtype=np.float64,
-            count=len(seq),
-        )
+    # numpy would parse "1.5" and turn True into 1.0, so a batch holding a string or a bool
+    # skips the fast path: a value's bin must not depend on the rest of its batch.
+    if not any(issubclass(t, str | bytes | bool | np.bool_) for t in set(map(type, seq))):
+        try:
+            arr = np.asarray(seq, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+        else:
+            if arr.ndim == 1:
+                return arr
+    # A stray string or bool in a numeric feature is a missing value, not a crash.
+    return np.fromiter(
+        (
+            float(v)
+            if isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+            else math.nan
+            for v in seq
+        ),
+        dtype=np.float64,
+        count=len(seq),
+    )
 
 
 class NumericBinning:

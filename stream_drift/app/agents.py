@@ -1,0 +1,144 @@
+"""Stage 2 agent (decode → update → decide → emit) and the tick timer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import faust
+import msgspec
+
+from stream_drift.app.runtime import Runtime
+from stream_drift.app.topics import Topics
+from stream_drift.evaluator import Emitted, ModelEvaluator
+from stream_drift.partials import Partial, Tick, decode_message
+from stream_drift.stats.result import Severity
+
+log = logging.getLogger(__name__)
+
+REFERENCE_WAIT_SECONDS = 15.0
+
+
+class EvaluatorCache:
+    """Live evaluators of the models this worker owns; the table row is the durable copy.
+
+    Emptied on every rebalance: a model that comes back may have moved on elsewhere, so it
+    is rebuilt from the (recovered) table.
+    """
+
+    def __init__(self, runtime: Runtime, table: Any) -> None:
+        self.runtime = runtime
+        self.table = table
+        self.live: dict[str, ModelEvaluator] = {}
+        self.partition_of: dict[str, int] = {}
+
+    def get(self, model: str) -> ModelEvaluator:
+        ev = self.live.get(model)
+        if ev is None:
+            saved = self.table.get(model)
+            rt = self.runtime
+            ev = (
+                ModelEvaluator.from_dict(saved, rt.registry, rt.windows, rt.decision)
+                if saved
+                else ModelEvaluator(model, rt.registry, rt.windows, rt.decision)
+            )
+            self.live[model] = ev
+        return ev
+
+    def save(self, ev: ModelEvaluator) -> None:
+        self.table[ev.model] = ev.to_dict()
+
+    def clear(self) -> None:
+        self.live.clear()
+        self.partition_of.clear()
+
+
+def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> None:
+    cache = EvaluatorCache(runtime, table)
+    metrics = runtime.metrics
+
+    async def emit(model: str, ev: ModelEvaluator, out: Emitted) -> None:
+        if out.late_events:
+            metrics.count_events(model, "late", out.late_events)
+        for result in out.results:
+            with metrics.time_evaluation():
+                await topics.results.send(
+                    key=model.encode(), value=json.dumps(result.to_dict()).encode()
+                )
+            for feature, evaluation in result.evaluations.items():
+                metrics.set_window(
+                    model,
+                    result.model_version,
+                    feature,
+                    evaluation.n_current,
+                    evaluation.missing_ratio,
+                )
+                for stat, r in evaluation.results.items():
+                    state = (
+                        ev.tracker.state(model, feature, stat)
+                        if stat in (runtime.decision.alert_on)
+                        else Severity.OK
+                    )
+                    metrics.observe_result(model, result.model_version, feature, r, state)
+            metrics.mark_evaluated(model, result.evaluated_at)
+        for alert in out.alerts:
+            await topics.alerts.send(
+                key=str(alert["dedup_key"]).encode(), value=json.dumps(alert).encode()
+            )
+            if alert.get("status") in ("firing", "escalated"):
+                metrics.count_alert(model, str(alert["severity"]))
+
+    @app.agent(topics.partials, name=f"{runtime.settings.app_id}-evaluate")
+    async def evaluate(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                message = decode_message(event.value)
+            except (ValueError, msgspec.DecodeError) as exc:
+                log.error("skipping an unreadable partials message: %s", exc)
+                continue
+            now = time.time()
+            partition = event.message.partition
+            if isinstance(message, Tick):
+                models = [m for m, p in cache.partition_of.items() if p == partition]
+            else:
+                models = [message.model]
+                cache.partition_of[message.model] = partition
+                if runtime.registry.by_id(message.reference_id) is None:
+                    ok = await runtime.wait_for_reference(
+                        message.reference_id, REFERENCE_WAIT_SECONDS
+                    )
+                    if not ok:
+                        log.error(
+                            "reference %s of %s unknown after %.0f s: %d events not evaluated",
+                            message.reference_id,
+                            message.model,
+                            REFERENCE_WAIT_SECONDS,
+                            message.n_events,
+                        )
+                        continue
+            for model in models:
+                ev = cache.get(model)
+                out = ev.handle(message if isinstance(message, Partial) else Tick(now), now)
+                if isinstance(message, Partial) or out.results:
+                    cache.save(ev)
+                await emit(model, ev, out)
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def tick() -> None:
+        """Close idle models' windows on processing time: one tick per owned partition."""
+        owned = {
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == runtime.settings.topics.partials
+        }
+        for partition in sorted(owned):
+            await topics.partials.send(value=Tick(time.time()).to_bytes(), partition=partition)
+
+    async def on_rebalance(sender: Any, *args: Any, **kwargs: Any) -> None:
+        cache.clear()
+        # Export only what this worker owns now; the new owners export the rest.
+        metrics.retain_only(())
+
+    app.on_rebalance_complete.connect(on_rebalance)  # type: ignore[arg-type]

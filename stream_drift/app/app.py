@@ -1,0 +1,52 @@
+"""The Faust application (and only that): settings in, app out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+import mode
+
+from stream_drift.app.runtime import Runtime
+from stream_drift.config import Settings
+
+
+class StreamDriftApp(faust.App):
+    """A Faust app with stage-1 services started beside its consumer.
+
+    Services added with :meth:`add_child` start right after Faust's own producer and
+    consumer (so the ingest group join overlaps Faust's) and stop before the producer (so the
+    last batch can still be sent and committed).
+    """
+
+    runtime: Runtime
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._extra_children: list[mode.ServiceT] = []
+        super().__init__(*args, **kwargs)
+
+    def add_child(self, service: mode.ServiceT) -> None:
+        self._extra_children.append(service)
+
+    def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
+        return [*super().on_init_dependencies(), *self._extra_children]
+
+
+def create_app(settings: Settings) -> StreamDriftApp:
+    """Build a worker's app: topics, table, stage 1, stage 2, references, web."""
+    from stream_drift.app import agents, ingest, references, tables, topics, web
+
+    app = StreamDriftApp(
+        **settings.faust_settings(),
+        web_bind=settings.web.host,
+        web_enabled=True,
+    )
+    app.runtime = Runtime(settings)
+    t = topics.define(app, settings)
+    state = tables.define(app, settings)
+    agents.register(app, app.runtime, t, state)
+    app.add_child(references.ReferenceFollower(app.runtime, t, loop=app.loop, beacon=app.beacon))
+    app.add_child(ingest.IngestService(app.runtime, t, loop=app.loop, beacon=app.beacon))
+    web.register(app, app.runtime)
+    return app

@@ -1,0 +1,55 @@
+"""The topics a worker reads and writes, with their partition counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from stream_drift.config import Settings
+
+
+@dataclass(frozen=True)
+class Topics:
+    partials: Any
+    alerts: Any
+    results: Any
+    references: Any
+    deadletter: Any
+
+
+def partition_counts(settings: Settings) -> dict[str, int]:
+    """Topic name -> partitions, for explicit creation before the worker starts."""
+    t, p = settings.topics, settings.topics.partitions
+    return {
+        t.events: p.events,
+        t.labels: p.labels,
+        t.partials: p.partials,
+        t.alerts: p.alerts,
+        t.results: p.results,
+        t.references: p.references,
+        t.deadletter: p.deadletter,
+    }
+
+
+def define(app: faust.App, settings: Settings) -> Topics:
+    t, p = settings.topics, settings.topics.partitions
+
+    def raw(name: str, partitions: int) -> Any:
+        return app.topic(
+            name,
+            key_type=str,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+        )
+
+    return Topics(
+        partials=raw(t.partials, p.partials),
+        alerts=raw(t.alerts, p.alerts),
+        results=raw(t.results, p.results),
+        references=raw(t.references, p.references),
+        deadletter=raw(t.deadletter, p.deadletter),
+    )

@@ -1,0 +1,36 @@
+"""Run a worker: create the topics, build the app, hand it to Faust's worker."""
+
+from __future__ import annotations
+
+import logging
+
+from stream_drift.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def prepare_topics(settings: Settings) -> None:
+    """Create every topic with its partition count (idempotent); Tansu would otherwise
+    auto-create them with one partition on first use (KAFKA-LOCAL.md §6)."""
+    from stream_drift.app.topics import partition_counts
+    from stream_drift.embedded import create_topics_sync
+
+    create_topics_sync(
+        ",".join(settings.kafka.servers),
+        partition_counts(settings),
+        compacted=[settings.topics.references],
+        replication_factor=settings.topics.replication_factor,
+    )
+
+
+def run_worker(settings: Settings) -> None:
+    """Block running one worker until SIGTERM / SIGINT."""
+    from faust import Worker
+
+    from stream_drift.app.app import create_app
+
+    if settings.topics.create:
+        prepare_topics(settings)
+    app = create_app(settings)
+    worker = Worker(app, loglevel=settings.worker.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()
