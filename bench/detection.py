@@ -373,13 +373,17 @@ def false_alarm_tables(
             "mean PSI",
             "χ² mean (B−1)(1/n+1/m)",
             "PSI q99.9",
-            "threshold",
+            "χ² threshold",
+            "threshold used",
             "nominal rate giving q99.9",
         ],
-        ["l", "r", "r", "r", "r", "r", "r", "r"],
+        ["l", "r", "r", "r", "r", "r", "r", "r", "r"],
         notes=[
-            "A well-calibrated rule has mean ≈ χ² mean and q99.9 ≈ threshold. The last column is "
-            "the false_alarm_rate whose threshold would equal the empirical 99.9% quantile.",
+            "A well-calibrated χ² approximation has mean PSI ≈ χ² mean and q99.9 ≈ χ² threshold "
+            "(the 1 − false_alarm_rate quantile); `threshold used` adds the min_effect floor.",
+            "Last column: the false_alarm_rate whose χ² threshold would equal the empirical "
+            "99.9% quantile (0.001 = exact calibration; smaller = the approximation is "
+            "anti-conservative).",
         ],
     )
     fa_records: list[Record] = []
@@ -411,6 +415,10 @@ def false_alarm_tables(
         mean = float(cell.psi_values.mean())
         q999 = float(np.quantile(cell.psi_values, 0.999))
         nominal = float(sps.chi2.sf(q999 / unit, cell.dof))
+        nominal_rate = DEFAULT.statistic.false_alarm_rate
+        chi2_threshold = DEFAULT.statistic.null_quantile(
+            0.001 if nominal_rate is None else nominal_rate, N_REFERENCE, cell.n, cell.dof
+        )
         cal.add(
             cell.kind,
             f"{cell.n:,}",
@@ -418,6 +426,7 @@ def false_alarm_tables(
             f"{mean:.4f}",
             f"{cell.dof * unit:.4f}",
             f"{q999:.4f}",
+            f"{chi2_threshold:.4f}",
             f"{cell.psi_threshold:.4f}",
             f"{nominal:.2g}",
         )
@@ -429,6 +438,7 @@ def false_alarm_tables(
                 "psi_mean": mean,
                 "psi_mean_chi2_approx": cell.dof * unit,
                 "psi_q999": q999,
+                "psi_chi2_threshold": chi2_threshold,
                 "psi_threshold": cell.psi_threshold,
                 "nominal_rate_for_q999": nominal,
             }

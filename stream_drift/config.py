@@ -163,8 +163,6 @@ def _check_distinct(values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict(), AllowInfNan(False)]
 Str = Annotated[str, Strict()]
 Bool = Annotated[bool, Strict()]
 NonEmptyStr = Annotated[str, Strict(), MinLen(1)]
@@ -674,6 +672,8 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *anchor" entries may be overridden by the explicit keys
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, typing.Hashable) and key in seen:
                 raise yaml.constructor.ConstructorError(

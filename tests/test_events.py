@@ -598,21 +598,23 @@ ts_values = st.one_of(
     st.text(max_size=10),
     json_values,
 )
+mostly_scalars = st.one_of(json_scalars, json_scalars, json_scalars, json_values)
 maybe_events = st.fixed_dictionaries(
-    {},
+    {"model": st.sampled_from(["fraud", "fraud", "fraud", "", " ", "churn"]) | json_values},
     optional={
-        "model": st.sampled_from(["fraud", "", " ", "churn"]) | json_values,
-        "model_version": st.sampled_from(["7", ""]) | json_values,
-        "event_id": st.text(max_size=5) | json_values,
+        "model_version": st.sampled_from(["7", "", 7]) | json_values,
+        "event_id": st.text(max_size=5) | st.integers() | json_values,
         "ts": ts_values,
-        "features": st.dictionaries(names | st.text(max_size=5), json_values, max_size=5)
+        "features": st.dictionaries(names | st.text(max_size=5), mostly_scalars, max_size=5)
         | json_values,
         "prediction": json_scalars
-        | st.dictionaries(names | st.text(max_size=5), json_values, max_size=3)
+        | st.dictionaries(names | st.text(max_size=5), mostly_scalars, max_size=3)
         | json_values,
-        "label": json_values,
+        "label": mostly_scalars,
     },
 )
+maybe_objects = st.one_of(maybe_events, maybe_events.map(lambda d: {k: v for k, v in d.items()
+                                                                    if k != "model"}))  # fmt: skip
 
 
 def _encode(obj: object) -> bytes:
@@ -623,7 +625,8 @@ record_values = st.one_of(
     st.binary(max_size=200),
     st.none(),
     json_values.map(_encode),
-    maybe_events.map(_encode),
+    maybe_objects.map(_encode),
+    maybe_objects.map(_encode),
     maybe_events.map(_encode).flatmap(  # corrupt a valid-looking event
         lambda b: st.integers(0, max(len(b) - 1, 0)).map(lambda i: b[:i] + b"\xff" + b[i + 1 :])
     ),
@@ -651,7 +654,7 @@ def _check_partition(records: list[RawRecord], batch: DecodedBatch, dec: EventDe
 @given(values=st.lists(record_values, max_size=8), ts_ms=st.integers(-2, 2 * KAFKA_TS_MS))
 def test_decode_batch_never_raises_and_partitions(values: list[bytes | None], ts_ms: int) -> None:
     records = [RawRecord(v, "drift.events", 0, i, ts_ms) for i, v in enumerate(values)]
-    dec = EventDecoder(max_message_bytes=150, known_models=None)
+    dec = EventDecoder(max_message_bytes=300, known_models=None)
     _check_partition(records, dec.decode_batch(records), dec)
     labels = dec.decode_label_batch(records)
     assert len(labels.labels) + len(labels.rejections) == len(records)

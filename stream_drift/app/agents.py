@@ -138,6 +138,11 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
 
     async def on_rebalance(sender: Any, *args: Any, **kwargs: Any) -> None:
         cache.clear()
+        runtime.health["stage2_partitions"] = sorted(
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == runtime.settings.topics.partials
+        )
         # Export only what this worker owns now; the new owners export the rest.
         metrics.retain_only(())
 
