@@ -376,6 +376,55 @@ def alerts(
         asyncio.run(run())
 
 
+@cli.command("demo")
+@click.option(
+    "--duration", type=float, default=None, help="Stop after this many seconds (default: Ctrl-C)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print only the summary, as JSON.")
+@click.option(
+    "--inject-after",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Seconds of normal traffic before the drift is injected.",
+)
+@click.option(
+    "--rate", type=float, default=200.0, show_default=True, help="Events per second per model."
+)
+@_bootstrap_option
+def demo(
+    duration: float | None, as_json: bool, inject_after: float, rate: float, bootstrap: str | None
+) -> None:
+    """Embedded broker, three synthetic models, a worker and a drifting stream, live."""
+    import asyncio
+    import json
+
+    from stream_drift.demo import render_summary, run_demo
+
+    echo = (lambda _msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
+    live = not as_json and sys.stdout.isatty()
+    try:
+        summary = asyncio.run(
+            run_demo(
+                duration=duration,
+                inject_after=inject_after,
+                rate=rate,
+                live=live,
+                bootstrap=bootstrap,
+                echo=echo,
+            )
+        )
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        from rich.console import Console
+
+        Console(width=_width()).print(render_summary(summary))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="stream-drift")

@@ -24,6 +24,7 @@ from stream_drift.config import (
     DecisionSettings,
     Settings,
     WindowSettings,
+    _Loader,
     load_settings,
 )
 
@@ -184,8 +185,6 @@ def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
         env={},
     )
     assert (s.kafka.session_timeout_seconds, s.window.step_seconds) == (6.0, 600)
-    from stream_drift.config import _Loader
-
     merged = yaml.load("a: &b {x: 1, y: 2}\nc: {<<: *b, y: 3}\n", Loader=_Loader)
     assert merged["c"] == {"x": 1, "y": 3}
 

@@ -589,6 +589,8 @@ json_values = st.recursive(
 names = st.sampled_from(["amount", "country", "age", "", "prediction", "prediction.x", "é"])
 ts_values = st.one_of(
     st.none(),
+    st.floats(0, 1e11),
+    st.integers(int(1e11), int(1e14)),
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(min_value=-(10**15), max_value=10**16),
     st.datetimes(timezones=st.just(UTC) | st.just(timezone(timedelta(hours=-3)))).map(
@@ -600,21 +602,27 @@ ts_values = st.one_of(
 )
 mostly_scalars = st.one_of(json_scalars, json_scalars, json_scalars, json_values)
 maybe_events = st.fixed_dictionaries(
-    {"model": st.sampled_from(["fraud", "fraud", "fraud", "", " ", "churn"]) | json_values},
+    {"model": st.one_of(*[st.just("fraud")] * 6, st.sampled_from(["", " ", "churn"]), json_values)},
     optional={
-        "model_version": st.sampled_from(["7", "", 7]) | json_values,
-        "event_id": st.text(max_size=5) | st.integers() | json_values,
+        "model_version": st.one_of(*[st.sampled_from(["7", "", 7])] * 4, json_values),
+        "event_id": st.one_of(*[st.text(max_size=5) | st.integers()] * 4, json_values),
         "ts": ts_values,
-        "features": st.dictionaries(names | st.text(max_size=5), mostly_scalars, max_size=5)
-        | json_values,
+        "features": st.one_of(
+            *[st.dictionaries(names | st.text(max_size=5), mostly_scalars, max_size=5)] * 3,
+            json_values,
+        ),
         "prediction": json_scalars
         | st.dictionaries(names | st.text(max_size=5), mostly_scalars, max_size=3)
         | json_values,
         "label": mostly_scalars,
     },
 )
-maybe_objects = st.one_of(maybe_events, maybe_events.map(lambda d: {k: v for k, v in d.items()
-                                                                    if k != "model"}))  # fmt: skip
+maybe_objects = st.one_of(
+    maybe_events,
+    maybe_events,
+    maybe_events,
+    maybe_events.map(lambda d: {k: v for k, v in d.items() if k != "model"}),
+)
 
 
 def _encode(obj: object) -> bytes:
@@ -625,8 +633,7 @@ record_values = st.one_of(
     st.binary(max_size=200),
     st.none(),
     json_values.map(_encode),
-    maybe_objects.map(_encode),
-    maybe_objects.map(_encode),
+    *[maybe_objects.map(_encode)] * 5,
     maybe_events.map(_encode).flatmap(  # corrupt a valid-looking event
         lambda b: st.integers(0, max(len(b) - 1, 0)).map(lambda i: b[:i] + b"\xff" + b[i + 1 :])
     ),

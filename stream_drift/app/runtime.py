@@ -31,9 +31,6 @@ def build_statistics(settings: Settings) -> list[Statistic]:
             params["threshold"] = d.thresholds[name]
         if name in d.min_effect:
             params["min_effect"] = d.min_effect[name]
-        if params["false_alarm_rate"] is None and "threshold" not in params:
-            # No rate and no fixed value: fall back on the statistic's critical value.
-            params["threshold"] = STATISTICS[name].critical_value or 0.0
         out.append(STATISTICS[name](**params))  # type: ignore[arg-type]
     return out
 
