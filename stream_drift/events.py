@@ -40,13 +40,18 @@ Decoding rules
 - Unknown top-level fields are ignored (forward compatibility); a duplicated key
   keeps its last value, as most JSON parsers do.
 
+- Strings must be valid UTF-8 and the JSON strict: ``NaN``/``Infinity`` literals (which
+  Python's ``json.dumps`` writes by default) make a record ``malformed_json``. Invalid
+  UTF-8 inside an *ignored* field is not detected (it is skipped, not decoded).
+
 Performance
 -----------
-Records are decoded by one reusable :class:`msgspec.json.Decoder` into a typed
-struct; the features dict it builds is reused as :attr:`Event.values`. Per-value
-Python work (bool conversion, name checks) runs only when the raw bytes could
-contain a bool or a reserved name, a test on the bytes done at memchr speed.
-Invalid records take a slower path that re-reads them to name the offending field.
+Records are decoded by one reusable :class:`msgspec.json.Decoder` into a typed struct
+(C speed, about 4x faster than ``json.loads`` alone); the features dict it builds is
+reused as :attr:`Event.values`, and the only per-value Python work is one pass over
+the features (bools to categories, reserved names). Invalid records take a slower path
+that re-reads them to name the offending field. ``bench``-style figure: see
+``tests/test_events.py`` and the module's report; roughly 2-3 µs per 200-byte event.
 """
 
 from __future__ import annotations

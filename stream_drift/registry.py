@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from stream_drift.events import Event, is_prediction_series
+from stream_drift.events import Event, group_values, is_prediction_series
 from stream_drift.reference import ReferenceProfile, build_reference
 
 
@@ -103,10 +103,9 @@ class WarmupCollector:
         if len(bucket) < self.n_events:
             return None
         del self._events[key]
-        names: dict[str, None] = {}
-        for ev in bucket:
-            names.update(dict.fromkeys(ev.values))
-        columns = {name: [ev.values.get(name) for ev in bucket] for name in names}
+        # Missing values counted as the stream counts them: a prediction-only event leaves
+        # the features alone, and a feature-only event the predictions.
+        columns = group_values(bucket)[key]
         profile = build_reference(
             columns,
             model=key[0],

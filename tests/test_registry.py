@@ -125,3 +125,18 @@ def test_warmup_counts_missing_values() -> None:
     assert p is not None
     assert (p.series["x"].histogram.n, p.series["x"].histogram.missing) == (3, 1)
     assert (p.series["y"].histogram.n, p.series["y"].histogram.missing) == (1, 3)
+
+
+def test_warmup_prediction_only_events_do_not_make_features_missing() -> None:
+    # Feature events and prediction events may arrive separately (DESIGN §3.1); the learned
+    # reference must count missing values the way the stream does (events.group_values).
+    w = WarmupCollector(n_events=6)
+    evs = [Event("m", "", None, float(i), {"x": float(i)}) for i in range(3)]
+    evs += [Event("m", "", None, float(i), {"prediction": i / 10}) for i in range(3)]
+    p = w.add(evs)
+    assert p is not None
+    assert (p.series["x"].histogram.n, p.series["x"].histogram.missing) == (3, 0)
+    assert (p.series["prediction"].histogram.n, p.series["prediction"].histogram.missing) == (
+        3,
+        0,
+    )

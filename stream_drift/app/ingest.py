@@ -123,6 +123,13 @@ class IngestService(mode.Service):
         while not self._stopping and not self.should_stop:
             batch = await consumer.getmany(timeout_ms=100, max_records=s.kafka.consumer_max_records)
             if batch:
+                health = self.runtime.health
+                now = time.time()
+                health.setdefault("first_batch_at", now)
+                health["last_batch_at"] = now
+                health["records_consumed"] = int(health.get("records_consumed", 0)) + sum(
+                    len(msgs) for msgs in batch.values()
+                )
                 records = []
                 for tp, msgs in batch.items():
                     for m in msgs:
