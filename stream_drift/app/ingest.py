@@ -61,6 +61,7 @@ class IngestService(mode.Service):
         self._offsets: dict[TopicPartition, int] = {}
         self._pending: list[Any] = []  # send futures of dead letters since the last flush
         self._last_flush = time.monotonic()
+        self._consumed = 0
         self._flush_lock = asyncio.Lock()
         self._stopping = False
         self._loop_done = asyncio.Event()
@@ -127,9 +128,8 @@ class IngestService(mode.Service):
                 now = time.time()
                 health.setdefault("first_batch_at", now)
                 health["last_batch_at"] = now
-                health["records_consumed"] = int(health.get("records_consumed", 0)) + sum(
-                    len(msgs) for msgs in batch.values()
-                )
+                self._consumed += sum(len(msgs) for msgs in batch.values())
+                health["records_consumed"] = self._consumed
                 records = []
                 for tp, msgs in batch.items():
                     for m in msgs:
