@@ -19,6 +19,7 @@ from stream_drift.events import (
     Rejection,
     RejectReason,
     group_values,
+    is_prediction_series,
 )
 from stream_drift.partials import Partial
 from stream_drift.reference import ReferenceProfile
@@ -101,7 +102,7 @@ class IngestAccumulator:
         """Decode, validate, bin and count one batch; never raises on bad input."""
         outcome = BatchOutcome()
         by_source: dict[str, dict[tuple[str, str], list[Event]]] = {}
-        waiting: dict[tuple[str, str], list[Event]] = {}
+        waiting: dict[tuple[str, str], list[tuple[RawRecord, Event]]] = {}
         for record in records:
             decoded = self.decoder.decode(record)
             if isinstance(decoded, Rejection):
@@ -120,24 +121,42 @@ class IngestAccumulator:
                         )
                     )
                     continue
-                waiting.setdefault(key, []).append(decoded)
+                waiting.setdefault(key, []).append((record, decoded))
                 continue
-            source = f"{record.topic}/{record.partition}"
-            self.offsets[source] = max(self.offsets.get(source, -1), record.offset + 1)
-            by_source.setdefault(source, {}).setdefault(key, []).append(decoded)
-            if decoded.ts > self.watermarks.get(source, -math.inf):
-                self.watermarks[source] = decoded.ts
-        for events in waiting.values():
-            outcome.warming_up += len(events)
+            self._admit(record, decoded, by_source)
+        for key, items in waiting.items():
             assert self.warmup is not None
-            profile = self.warmup.add(events)
-            if profile is not None and self.registry.add(profile):
-                outcome.learned.append(profile)
+            if self.registry.lookup(*key) is None:
+                # Only what completes the warm-up is learned; the rest of the batch is judged
+                # against the new reference (nothing dropped silently).
+                used = min(len(items), self.warmup.n_events - self.warmup.pending().get(key, 0))
+                outcome.warming_up += used
+                profile = self.warmup.add([ev for _, ev in items[:used]])
+                if profile is not None and self.registry.add(profile):
+                    outcome.learned.append(profile)
+                items = items[used:]
+            if items and self.registry.lookup(*key) is not None:
+                for record, event in items:
+                    self._admit(record, event, by_source)
         for source, groups in by_source.items():
             for (model, version), events in groups.items():
                 self._accumulate(source, model, version, events)
                 outcome.accepted[model] += len(events)
         return outcome
+
+    def _admit(
+        self,
+        record: RawRecord,
+        event: Event,
+        by_source: dict[str, dict[tuple[str, str], list[Event]]],
+    ) -> None:
+        source = f"{record.topic}/{record.partition}"
+        self.offsets[source] = max(self.offsets.get(source, -1), record.offset + 1)
+        by_source.setdefault(source, {}).setdefault((event.model, event.model_version), []).append(
+            event
+        )
+        if event.ts > self.watermarks.get(source, -math.inf):
+            self.watermarks[source] = event.ts
 
     def _accumulate(self, source: str, model: str, version: str, events: list[Event]) -> None:
         reference = self.registry.lookup(model, version)
@@ -147,11 +166,20 @@ class IngestAccumulator:
         if builder is None:
             builder = self._builders[key] = _Builder(reference)
         for (_, _, step_start), columns in group_values(events, self.step_seconds).items():
+            # Each series has one value per event carrying its kind (features or prediction),
+            # so a reference series absent from all of them is missing in each of them.
+            carrying = {False: 0, True: 0}
+            for name, values in columns.items():
+                kind = is_prediction_series(name)
+                carrying[kind] = max(carrying[kind], len(values))
             hists = builder.steps.setdefault(step_start, {})
             for name, series in reference.series.items():
                 values = columns.get(name)
                 if not values:
-                    continue
+                    absent = carrying[is_prediction_series(name)]
+                    if not absent:
+                        continue
+                    values = [None] * absent
                 hist = hists.get(name)
                 if hist is None:
                     hist = hists[name] = series.empty()

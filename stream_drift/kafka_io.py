@@ -53,17 +53,22 @@ def rows_as_events(
 ) -> Iterator[dict[str, Any]]:
     """Turn table rows into events; ``ts`` is left out (send time) unless ``ts_column``.
 
+    A column named ``event_id`` becomes the event's id (for the label join), not a feature.
+
     Examples
     --------
     >>> next(rows_as_events({"a": [1.5], "p": [0.2]}, model="m", prediction=["p"]))
     {'model': 'm', 'features': {'a': 1.5}, 'prediction': 0.2}
     """
-    names = [c for c in columns if c not in prediction and c != ts_column]
+    names = [c for c in columns if c not in prediction and c not in (ts_column, "event_id")]
+    ids = columns.get("event_id")
     n = len(next(iter(columns.values()))) if columns else 0
     for i in range(n):
         event: dict[str, Any] = {"model": model}
         if model_version:
             event["model_version"] = model_version
+        if ids is not None and ids[i] is not None:
+            event["event_id"] = str(ids[i])
         if ts_column is not None:
             event["ts"] = _clean(columns[ts_column][i])
         event["features"] = {c: _clean(columns[c][i]) for c in names}

@@ -122,6 +122,24 @@ def test_correction_demotes_rejected_drifts_only() -> None:
     assert results["borderline"].is_drift
 
 
+def test_correction_is_step_up_not_bonferroni() -> None:
+    # Three drifts at p = 0.004, 0.006, 0.009 (rate 1 %): the largest passes its own bar
+    # (3 · 0.01 / 3), so BH keeps all three; Bonferroni (0.01 / 3) would drop them all.
+    results = {"a": _result(0.004), "b": _result(0.006), "c": _result(0.009)}
+    out = correct_across_features(results, PSI(false_alarm_rate=0.01))
+    assert out == results
+    # One more, weaker drift and a null: m = 5, bars 0.002, 0.004, 0.006, 0.008, 0.01.
+    results |= {"d": _result(0.0095), "e": _result(0.5, drift=False)}
+    out = correct_across_features(results, PSI(false_alarm_rate=0.01))
+    assert {k: r.is_drift for k, r in out.items()} == {
+        "a": True,
+        "b": True,
+        "c": False,
+        "d": False,
+        "e": False,
+    }
+
+
 def test_unjudged_and_foreign_results_take_no_part() -> None:
     psi = PSI(false_alarm_rate=0.01)
     base = {"strong": _result(1e-9), "borderline": _result(0.004)}
@@ -196,6 +214,18 @@ def test_borderline_drift_is_removed_by_bh_among_many_null_features() -> None:
     # With no null features to correct for, BH keeps it (rank 2 of 2).
     refs, curs = _window(n_null=0)
     assert evaluate_window(refs, curs, STATS, correction="bh")["borderline"].drift
+
+
+def test_bh_keeps_a_cluster_of_borderline_drifts() -> None:
+    refs = {f: _cat([5000, 5000, 0]) for f in ("x", "y", "z")}
+    # p ≈ 0.0046, 0.0055, 0.0066: each alone significant at 1 %; BH keeps all three
+    # (largest p <= 3 · 0.01 / 3), Bonferroni (0.01 / 3) would keep none.
+    curs = {"x": _cat([547, 453, 0]), "y": _cat([546, 454, 0]), "z": _cat([545, 455, 0])}
+    out = evaluate_window(refs, curs, STATS, correction="bh")
+    for f in ("x", "y", "z"):
+        p = out[f].results["psi"].p_value
+        assert p is not None and 0.01 / 3 < p < 0.01
+        assert out[f].drift
 
 
 def test_evaluate_window_skips_features_without_a_current_histogram() -> None:
