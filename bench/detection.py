@@ -100,15 +100,16 @@ class Settings:
 
     def __init__(self, quick: bool) -> None:
         self.quick = quick
+        # No-drift windows per false-alarm cell; more at n = 200, where the target is.
         self.fa_windows = 1_000 if quick else 50_000
         self.fa_windows_target = 1_000 if quick else 200_000
-        """Windows in the n = 200 cells, which carry the false-alarm target."""
+        # Seeded runs per delay row, and windows watched after the change in each run.
         self.runs = 30 if quick else 200
         self.horizon = 20 if quick else 50
+        # Per judge: the first windows, and the first flagged windows, that are also judged
+        # by the real Statistic.evaluate (see Judge).
         self.verify_first = 5 if quick else 20
-        """Windows per judge checked against the real ``Statistic.evaluate``..."""
         self.verify_flagged = 5 if quick else 20
-        """... plus this many of the windows it flags."""
 
 
 @dataclass(frozen=True)

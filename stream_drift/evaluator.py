@@ -299,7 +299,7 @@ class VersionWindow:
         w.applied_offsets = {k: int(v) for k, v in data.get("applied_offsets", {}).items()}
         w.duplicate_events = int(data.get("duplicate_events", 0))
         met = data.get("max_event_time")
-        w.max_event_time = -math.inf if met is None else float(met)
+        w.max_event_time = -math.inf
         cf = data.get("count_first")
         w.count_first = None if cf is None else float(cf)
         return w

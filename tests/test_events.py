@@ -223,6 +223,8 @@ def test_absent_timestamp_uses_kafka_record_time(body: dict[str, object]) -> Non
         ("yesterday", "not an RFC 3339"),
         ("1764213000", "not an RFC 3339"),
         ("1969-12-31T23:59:59Z", "out of range"),
+        ("0001-01-01T00:00:00+01:00", "out of range"),
+        ("9999-12-31T23:59:59-01:00", "out of range"),
     ],
 )
 def test_parse_timestamp_errors(value: float | str, message: str) -> None:

@@ -128,8 +128,15 @@ def test_correction_is_step_up_not_bonferroni() -> None:
     results = {"a": _result(0.004), "b": _result(0.006), "c": _result(0.009)}
     out = correct_across_features(results, PSI(false_alarm_rate=0.01))
     assert out == results
-    # One more, weaker drift and a null: m = 5, bars 0.002, 0.004, 0.006, 0.008, 0.01.
-    results |= {"d": _result(0.0095), "e": _result(0.5, drift=False)}
+    # m = 5, bars 0.002, 0.004, 0.006, 0.008, 0.01: ranks 1 and 2 pass, 3 and 4 do not;
+    # Bonferroni (0.002) would keep only "a".
+    results = {
+        "a": _result(0.001),
+        "b": _result(0.0035),
+        "c": _result(0.009),
+        "d": _result(0.0095),
+        "e": _result(0.5, drift=False),
+    }
     out = correct_across_features(results, PSI(false_alarm_rate=0.01))
     assert {k: r.is_drift for k, r in out.items()} == {
         "a": True,

@@ -473,7 +473,11 @@ def test_injected_drift_fires_one_complete_alert(sliding: Deployment, tmp_path: 
     )
     alerts = d.alerts(DRIFT_MODEL, idle_s=1.0)
     done_at = time.time()
-    context = f"\nalerts: {alerts}\nresults: {[r['drifted'] for r in results]}{d.logs()}"
+    summary = [
+        (r["window_start_ts"] - BASE, r["window_end_ts"] - BASE, r["n_events"], r["late_events"])
+        for r in results
+    ]
+    context = f"\nalerts: {alerts}\nresults (start, end, n, late): {summary}{d.logs()}"
 
     assert [(k, a["feature"], a["statistic"], a["status"]) for k, a in alerts] == [
         (f"{DRIFT_MODEL}/amount/psi".encode(), "amount", "psi", "firing")
