@@ -297,9 +297,9 @@ class VersionWindow:
         w.sources = {k: (float(v[0]), float(v[1])) for k, v in data["sources"].items()}
         w.late_events = int(data["late_events"])
         w.applied_offsets = {k: int(v) for k, v in data.get("applied_offsets", {}).items()}
-        w.duplicate_events = int(data.get("duplicate_events", 0))
+        w.duplicate_events = 0
         met = data.get("max_event_time")
-        w.max_event_time = -math.inf
+        w.max_event_time = -math.inf if met is None else float(met)
         cf = data.get("count_first")
         w.count_first = None if cf is None else float(cf)
         return w
