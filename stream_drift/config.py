@@ -438,7 +438,7 @@ class DecisionSettings(_Section):
     alert_on: StatisticList = Field(default=("psi",), description="Statistics that raise alerts.")
     min_samples: PositiveInt = Field(default=100, description="Fewer samples: window not judged.")
     false_alarm_rate: Annotated[float, Strict(), AllowInfNan(False), Gt(0), Lt(1)] | None = Field(
-        default=0.001, description="Target false-alarm rate per test, or null."
+        default=0.0005, description="Target false-alarm rate per test, or null."
     )
     thresholds: dict[Statistic, PositiveFloat] = Field(
         default_factory=dict, description="Fixed thresholds, by statistic."

@@ -87,7 +87,7 @@ def test_defaults_without_file() -> None:
     assert (s.window.kind, s.window.size_seconds, s.window.step_seconds) == ("time", 300, 60)
     assert s.decision.statistics == STATISTICS == ("psi", "kl", "js", "ks", "chi2")
     assert s.decision.alert_on == ("psi",)
-    assert s.decision.false_alarm_rate == 0.001
+    assert s.decision.false_alarm_rate == 0.0005
     assert s.decision.thresholds == {}
     assert s.decision.min_effect == {"psi": 0.05}
     assert s.ingest.known_models == ()

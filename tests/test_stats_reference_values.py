@@ -103,7 +103,7 @@ def test_ks_is_exact_when_every_value_has_its_own_bin(
     r = Histogram(b).add(ref).counts
     c = Histogram(b).add(cur).counts
     scipy_result = sps.ks_2samp(ref, cur, method="asymp")
-    ks = KS(min_samples=1, min_effect=0.0)
+    ks = KS(min_samples=1, min_effect=0.0, false_alarm_rate=0.001)
     assert ks.value(r, c) == pytest.approx(scipy_result.statistic, abs=1e-12)
     result = ks.evaluate(r, c)
     assert result.p_value == pytest.approx(scipy_result.pvalue, rel=1e-9, abs=1e-300)
@@ -251,7 +251,7 @@ def test_divergences_ignore_a_bin_empty_on_both_sides() -> None:
             stat.value([40, 60], [50, 150]), rel=1e-12
         )
     # ... and the degrees of freedom ignore it too.
-    res = PSI(min_samples=1, min_effect=0.0).evaluate(ref, cur)
+    res = PSI(min_samples=1, min_effect=0.0, false_alarm_rate=0.001).evaluate(ref, cur)
     assert res.threshold == pytest.approx((1 / 200 + 1 / 100) * sps.chi2.isf(0.001, 1))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
+from scipy.special import chdtrc, chdtri
 
 from stream_drift.stats.base import Statistic
 
@@ -37,7 +37,7 @@ class ChiSquare(Statistic):
         return float(np.sum((table - expected) ** 2 / expected))
 
     def p_value(self, value: float, n_reference: int, n_current: int, dof: int) -> float:
-        return float(sps.chi2.sf(value, dof))
+        return float(chdtrc(dof, value))  # = scipy.stats.chi2.sf, minus its call overhead
 
     def null_quantile(self, rate: float, n_reference: int, n_current: int, dof: int) -> float:
-        return float(sps.chi2.isf(rate, dof))
+        return float(chdtri(dof, rate))

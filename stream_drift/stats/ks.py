@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 from scipy import stats as sps
@@ -14,6 +16,12 @@ def _cdf_gaps(reference: npt.ArrayLike, current: npt.ArrayLike) -> npt.NDArray[n
     cur = np.asarray(current, dtype=np.float64)
     gaps: npt.NDArray[np.float64] = np.abs(np.cumsum(ref) / ref.sum() - np.cumsum(cur) / cur.sum())
     return gaps
+
+
+@functools.lru_cache(maxsize=4096)
+def _kstwo_isf(rate: float, en: float) -> float:
+    # Windows of one size repeat: the quantile is solved once per (rate, n), not per call.
+    return float(sps.kstwo.isf(rate, en))
 
 
 class KS(Statistic):
@@ -73,5 +81,4 @@ class KS(Statistic):
         return float(np.clip(sps.kstwo.sf(value, en), 0.0, 1.0))
 
     def null_quantile(self, rate: float, n_reference: int, n_current: int, dof: int) -> float:
-        en = max(self._effective_n(n_reference, n_current), 1.0)
-        return float(sps.kstwo.isf(rate, en))
+        return _kstwo_isf(rate, max(self._effective_n(n_reference, n_current), 1.0))

@@ -26,6 +26,8 @@ class PSI(ChiSquareNullDivergence):
     0.879
     >>> round(PSI().null_quantile(0.001, 100_000, 200, dof=9), 3)
     0.14
+    >>> round(PSI().threshold_for(100_000, 200, dof=9), 3)  # default rate 0.0005
+    0.15
     """
 
     name = "psi"
