@@ -5,7 +5,8 @@
 - ``train.csv``: 5,000 rows of a toy fraud model's training set.
 - ``current_ok.csv``: 2,000 new rows from the same distribution (no drift).
 - ``current_drift.csv``: 2,000 rows where ``amount`` shifted upwards (≈ +0.5σ on the log
-  scale); every other column is unchanged.
+  scale); ``score`` (the model's prediction) moves with it, since it is computed from
+  ``amount``; every other column is unchanged.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ Column = npt.NDArray[np.float64] | list[Any]
 
 FORMATS = ("csv", "parquet", "jsonl")
 
+EVENT_FIELDS = frozenset({"model", "model_version", "event_id", "ts", "features", "prediction"})
+"""Top-level fields of a stream event (DESIGN §3.1)."""
+
 
 class DataError(ValueError):
     """A data set that cannot be read, with the reason."""
@@ -47,6 +50,25 @@ def detect_format(path: Path) -> str:
     raise DataError(f"{path}: unknown format {suffix!r}; expected .csv, .parquet or .jsonl")
 
 
+def is_event(row: Mapping[str, Any]) -> bool:
+    """Whether a JSON object is a stream event rather than a plain table row.
+
+    An event has a ``features`` object, or ``features`` / ``prediction`` and no field outside
+    the event contract; a row that merely has a ``prediction`` column next to its features is
+    a row.
+
+    Examples
+    --------
+    >>> is_event({"model": "m", "features": {"a": 1}}), is_event({"model": "m", "prediction": 1})
+    (True, True)
+    >>> is_event({"amount": 3.5, "prediction": 0.2})
+    False
+    """
+    if isinstance(row.get("features"), dict):
+        return True
+    return ("prediction" in row or "features" in row) and set(row) <= EVENT_FIELDS
+
+
 def flatten_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """One JSON-lines row as flat series; stream events are flattened as the stream does.
 
@@ -56,8 +78,10 @@ def flatten_row(row: Mapping[str, Any]) -> dict[str, Any]:
     {'a': 1, 'prediction.p': 0.9}
     >>> flatten_row({"a": 1, "b": "x"})
     {'a': 1, 'b': 'x'}
+    >>> flatten_row({"a": 1, "prediction": 0.2})
+    {'a': 1, 'prediction': 0.2}
     """
-    if not isinstance(row.get("features"), dict) and "prediction" not in row:
+    if not is_event(row):
         return dict(row)
     out: dict[str, Any] = dict(row.get("features") or {})
     prediction = row.get("prediction")
@@ -116,7 +140,10 @@ def _read_arrow(path: Path, fmt: str) -> dict[str, Column]:
                 pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
             )
         else:
-            columns[name] = col.to_pylist()
+            values = col.to_pylist()
+            if fmt == "csv":  # an empty cell is a missing value, not the category ""
+                values = [None if v == "" else v for v in values]
+            columns[name] = values
     return columns
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,20 +205,25 @@ class VersionWindow:
         # Every source idle: let event time run on with processing time.
         return self.max_event_time + (now - last_seen) - p.allowed_lateness_seconds
 
-    def advance(self, now: float) -> list[tuple[float, float, int]]:
-        """Close every step the watermark has passed; return (start, end, n) per window."""
+    def advance(self, now: float) -> Iterator[tuple[float, float, int]]:
+        """Close every step the watermark has passed, one at a time.
+
+        Yields ``(start, end, n)`` of the window right after each close and before the next
+        one, so that :meth:`currents` is *that* window while the caller handles it: evaluate
+        each window before asking for the next. (Closing them all first would evaluate every
+        window with the content of the last one.)
+        """
         if self.policy.kind == "count":
-            return self._advance_count()
+            yield from self._advance_count()
+            return
         wm = self.watermark(now)
         if wm is None:
-            return []
+            return
         step = self.policy.step_seconds
-        closed: list[tuple[float, float, int]] = []
         while (start := self._next_start()) is not None and start + step <= wm:
             self._close(start, start)
             self.last_closed_end = start + step
-            closed.append((self.step_starts[0], start + step, sum(self.step_events)))
-        return closed
+            yield self.step_starts[0], start + step, sum(self.step_events)
 
     def _next_start(self) -> float | None:
         """The next step to close; skips silence once the window has emptied."""
@@ -297,7 +302,7 @@ class VersionWindow:
         w.sources = {k: (float(v[0]), float(v[1])) for k, v in data["sources"].items()}
         w.late_events = int(data["late_events"])
         w.applied_offsets = {k: int(v) for k, v in data.get("applied_offsets", {}).items()}
-        w.duplicate_events = 0
+        w.duplicate_events = int(data.get("duplicate_events", 0))
         met = data.get("max_event_time")
         w.max_event_time = -math.inf if met is None else float(met)
         cf = data.get("count_first")

@@ -169,17 +169,14 @@ class IngestAccumulator:
             # Each series has one value per event carrying its kind (features or prediction),
             # so a reference series absent from all of them is missing in each of them.
             carrying = {False: 0, True: 0}
-            for name, values in columns.items():
+            for name, column in columns.items():
                 kind = is_prediction_series(name)
-                carrying[kind] = max(carrying[kind], len(values))
+                carrying[kind] = max(carrying[kind], len(column))
             hists = builder.steps.setdefault(step_start, {})
             for name, series in reference.series.items():
-                values = columns.get(name)
+                values = columns.get(name) or [None] * carrying[is_prediction_series(name)]
                 if not values:
-                    absent = carrying[is_prediction_series(name)]
-                    if not absent:
-                        continue
-                    values = [None] * absent
+                    continue
                 hist = hists.get(name)
                 if hist is None:
                     hist = hists[name] = series.empty()

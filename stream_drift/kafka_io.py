@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from stream_drift.datasets import detect_format, read_columns
+from stream_drift.datasets import detect_format, is_event, read_columns
+from stream_drift.events import PREDICTION_SERIES, is_prediction_series
 from stream_drift.reference import ReferenceProfile
 
 _encode = msgspec.json.Encoder().encode
@@ -54,13 +55,35 @@ def rows_as_events(
     """Turn table rows into events; ``ts`` is left out (send time) unless ``ts_column``.
 
     A column named ``event_id`` becomes the event's id (for the label join), not a feature.
+    Without ``prediction``, columns named like prediction series (``prediction``,
+    ``prediction.X``) are the prediction, as ``reference build`` reads them.
+
+    Raises
+    ------
+    ValueError
+        When columns ``prediction`` and ``prediction.X`` would both be the prediction.
 
     Examples
     --------
     >>> next(rows_as_events({"a": [1.5], "p": [0.2]}, model="m", prediction=["p"]))
     {'model': 'm', 'features': {'a': 1.5}, 'prediction': 0.2}
+    >>> next(rows_as_events({"a": [1.5], "prediction.p": [0.2]}, model="m"))
+    {'model': 'm', 'features': {'a': 1.5}, 'prediction': {'p': 0.2}}
     """
-    names = [c for c in columns if c not in prediction and c not in (ts_column, "event_id")]
+    named: dict[str, str] = {}  # column -> output name, for prediction-named columns
+    if not prediction:
+        auto = [c for c in columns if c != ts_column and is_prediction_series(c)]
+        if PREDICTION_SERIES in auto and len(auto) > 1:
+            raise ValueError(
+                f"columns {', '.join(auto)}: a scalar prediction and named outputs cannot "
+                "both be sent; pick the prediction with --prediction"
+            )
+        named = {c: c.removeprefix(PREDICTION_SERIES + ".") for c in auto}
+    names = [
+        c
+        for c in columns
+        if c not in prediction and c not in (ts_column, "event_id") and c not in named
+    ]
     ids = columns.get("event_id")
     n = len(next(iter(columns.values()))) if columns else 0
     for i in range(n):
@@ -76,6 +99,10 @@ def rows_as_events(
             event["prediction"] = _clean(columns[prediction[0]][i])
         elif prediction:
             event["prediction"] = {c: _clean(columns[c][i]) for c in prediction}
+        elif PREDICTION_SERIES in named:
+            event["prediction"] = _clean(columns[PREDICTION_SERIES][i])
+        elif named:
+            event["prediction"] = {out: _clean(columns[c][i]) for c, out in named.items()}
         yield event
 
 
@@ -99,7 +126,7 @@ def load_events(
                 out.append(line)
                 continue
             obj = decoder.decode(line)
-            if isinstance(obj, dict) and "features" not in obj and "prediction" not in obj:
+            if isinstance(obj, dict) and not is_event(obj):
                 obj = next(
                     rows_as_events(
                         {k: [v] for k, v in obj.items()},

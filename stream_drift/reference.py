@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stream_drift.datasets import Column, infer_kind, read_columns
+from stream_drift.events import is_prediction_series
 from stream_drift.stats.binning import (
     CategoricalBinning,
     Kind,
@@ -147,6 +148,10 @@ class ReferenceProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceProfile:
+        if not isinstance(data, Mapping):
+            raise ReferenceError(
+                f"not a valid reference profile: expected a JSON object, got {type(data).__name__}"
+            )
         try:
             if int(data.get("format", 0)) != FORMAT_VERSION:
                 raise ReferenceError(
@@ -160,7 +165,7 @@ class ReferenceProfile:
                 created_at=str(data.get("created_at", "")),
                 source=str(data.get("source", "")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ReferenceError):
                 raise
             raise ReferenceError(f"not a valid reference profile: {exc!r}") from exc
@@ -219,13 +224,15 @@ def build_reference(
     """Profile every column: kinds inferred unless named in ``categorical`` / ``numeric``.
 
     One ``prediction`` column becomes the series ``prediction``; several become
-    ``prediction.COLUMN`` each, matching an event's named prediction outputs.
+    ``prediction.COLUMN`` each, matching an event's named prediction outputs. Columns already
+    named like prediction series (``prediction``, ``prediction.X``, as in flattened stream
+    events) are predictions too.
 
     Raises
     ------
     ReferenceError
         On a named column that does not exist, a column named both numeric and categorical,
-        or nothing left to profile.
+        two columns that would make the same series, or nothing left to profile.
     """
     if not model:
         raise ReferenceError("model must be a non-empty name")
@@ -246,8 +253,15 @@ def build_reference(
         if column in prediction:
             role: Role = "prediction"
             name = "prediction" if len(prediction) == 1 else f"prediction.{column}"
+        elif is_prediction_series(column):
+            role, name = "prediction", column
         else:
             role, name = "feature", column
+        if name in series:
+            raise ReferenceError(
+                f"columns {series[name].source!r} and {column!r} would both be the series "
+                f"{name!r}; rename one or leave it out (--exclude)"
+            )
         kind = (
             "categorical"
             if column in categorical

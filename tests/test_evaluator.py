@@ -151,6 +151,8 @@ def test_a_slow_partition_holds_the_others_back_until_idle() -> None:
         (T0, T0 + 60, 25),
         (T0 + 60, T0 + 120, 20),
     ]
+    # Two windows closed by one message: each evaluated on its own content, not the last one.
+    assert [r.evaluations["c"].n_current for r in out.results] == [25, 20]
     # The slow source comes back: it holds the watermark again (no step reopens).
     ev.handle(_partial("slow", {}, T0 + 100, 2), now=1031.0)
     assert _window(ev).watermark(1031.0) == T0 + 100 - LATENESS
@@ -180,6 +182,8 @@ def test_fallback_slides_a_sliding_window_to_empty() -> None:
     spans = [(r.window_start - T0, r.window_end - T0, r.n_events) for r in out.results]
     # First window, then three slides: the step with data leaves after size_steps closes.
     assert spans == [(0, 60, 10), (0, 120, 10), (0, 180, 10), (60, 240, 0)]
+    # Each window closed by the one tick is evaluated on its own content.
+    assert [r.evaluations["x"].n_current for r in out.results] == [10, 10, 10, 0]
     assert ev.handle(Tick(9999.0), now=9999.0).results == []
 
 
@@ -193,9 +197,7 @@ def test_late_partials_are_counted_not_merged() -> None:
     [r] = ev.handle(_partial("a", {}, T0 + 75, 2), now=1001.0).results
     assert r.late_events == 0
     fresh = _values(rng, 7)
-    out = ev.handle(
-        _partial("a", {T0: _values(rng, 4), T0 + 60: fresh}, T0 + 110, 3), now=1002.0
-    )
+    out = ev.handle(_partial("a", {T0: _values(rng, 4), T0 + 60: fresh}, T0 + 110, 3), now=1002.0)
     assert (out.late_events, out.merged_events) == (4, 7)
     assert _window(ev).late_events == 4
     [r] = ev.handle(_partial("a", {}, T0 + 130, 4), now=1003.0).results
@@ -477,9 +479,7 @@ def test_alerts_fire_on_injected_drift_and_resolve_after_it_stops() -> None:
     ev = _evaluator(fire_after=2, resolve_after=2)
     shifts = [0.0] * 5 + [1.0] * 4 + [0.0] * 5
     outs = _stream(ev, shifts, seed=12)
-    by_window = [
-        [(a["status"], a["feature"], a["statistic"]) for a in o.alerts] for o in outs
-    ]
+    by_window = [[(a["status"], a["feature"], a["statistic"]) for a in o.alerts] for o in outs]
     assert by_window == [
         [],
         [],
@@ -523,3 +523,22 @@ def test_a_partial_with_an_unknown_reference_is_not_merged() -> None:
     p.reference_id = "sha256:unknown"
     out = ev.handle(p, now=0.0)
     assert (out.merged_events, out.results, ev.versions) == (0, [], {})
+
+
+def test_windows_closed_together_are_each_evaluated_with_their_own_content() -> None:
+    """One message closing several steps (a backlog, or the idle fallback) evaluates every
+    window on its own histograms, not all of them on the last window's."""
+    rng = np.random.default_rng(12)
+    ev = _evaluator(_policy(size_steps=2), fast=True)
+    steps = {T0 + STEP * k: _values(rng, 200 + 100 * k, shift=float(k)) for k in range(3)}
+    out = ev.handle(_partial("a", steps, T0 + 3 * STEP + LATENESS, 1), now=1.0)
+    spans = [(r.window_start - T0, r.window_end - T0, r.n_events) for r in out.results]
+    assert spans == [(0, 60, 200), (0, 120, 500), (60, 180, 700)]
+    for r in out.results:
+        inside = [v for s, v in steps.items() if r.window_start <= s < r.window_end]
+        expected = PSI().evaluate(
+            REF.series["x"].histogram.coarse_counts(),
+            _hist("x", [x for v in inside for x in v["x"]]).coarse_counts(),
+        )
+        assert r.evaluations["x"].n_current == r.n_events
+        assert r.evaluations["x"].results["psi"].value == pytest.approx(expected.value)

@@ -223,7 +223,9 @@ def _random_events(rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
             if rng.random() < 0.9:
                 feats["amount"] = None if rng.random() < 0.1 else float(rng.normal(50, 15))
             if rng.random() < 0.9:
-                feats["country"] = None if rng.random() < 0.1 else str(rng.choice(["DE", "FR", "US", "IT"]))
+                feats["country"] = (
+                    None if rng.random() < 0.1 else str(rng.choice(["DE", "FR", "US", "IT"]))
+                )
             if not feats:
                 feats["unrelated"] = 1.0
             ev["features"] = feats
@@ -268,9 +270,7 @@ def test_partial_histograms_equal_direct_histograms(seed: int, n: int, batches: 
     for step, series in expected.items():
         for name in ("amount", "country", "prediction"):
             direct = ref.series[name].empty().add(series.get(name, []))
-            got = (
-                _hist(p, step, name, ref) if name in p.steps[step] else ref.series[name].empty()
-            )
+            got = _hist(p, step, name, ref) if name in p.steps[step] else ref.series[name].empty()
             assert got == direct, (step, name)
 
 
@@ -294,7 +294,9 @@ def test_a_feature_absent_from_every_event_is_counted_missing() -> None:
     # A service that stops sending a feature must show a 100 % missing rate, not silence.
     ref = _reference()
     acc = IngestAccumulator(_registry(ref), step_seconds=STEP)
-    recs = [_rec({"model": "fraud", "ts": T0 + i, "features": {"amount": 1.0}}, i) for i in range(4)]
+    recs = [
+        _rec({"model": "fraud", "ts": T0 + i, "features": {"amount": 1.0}}, i) for i in range(4)
+    ]
     recs.append(_rec({"model": "fraud", "ts": T0, "prediction": 0.5}, 4))
     acc.add_records(recs)
     [p] = acc.flush()

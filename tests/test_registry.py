@@ -12,9 +12,7 @@ from stream_drift.stats.histogram import Histogram
 
 
 def _ref(model: str, version: str, shift: float = 0.0) -> ReferenceProfile:
-    return build_reference(
-        {"x": np.arange(200.0) + shift}, model=model, model_version=version
-    )
+    return build_reference({"x": np.arange(200.0) + shift}, model=model, model_version=version)
 
 
 def test_lookup_exact_then_newest_then_none() -> None:

@@ -9,17 +9,19 @@ Workers are shared where they can be (module-scoped fixtures); each test uses it
 names so that it never sees another test's data. Every wait is bounded, and failures carry
 the workers' log tails (KAFKA-LOCAL.md §9).
 
-Windows on the worker for the alert, no-drift and dead-letter tests: size 10 s, step 5 s,
-lateness 1 s, idle timeout 5 s. A step closes when the watermark (min over the source
-partitions seen within the idle timeout of their largest event time, minus the lateness)
-passes its end; once the traffic stops, the processing-time fallback closes the last steps
-about ``idle_timeout`` seconds later.
+Windows on the worker of the alert, no-drift and dead-letter tests: size 10 s, step 5 s,
+lateness 1 s, idle timeout 8 s. A step closes when the watermark (min over the source
+partitions heard from within the idle timeout of their largest event time, minus the
+lateness) passes its end; once the traffic stops, the processing-time fallback closes the
+last steps about ``idle_timeout`` seconds later. Bursts spanning several steps are sent with
+every partition "primed" first (see :meth:`Deployment.send`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import re
 import subprocess
@@ -41,6 +43,7 @@ from kafka_helpers import read_topic
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_drift.alerts import format_timestamp
+from stream_drift.app.tables import STATE_TABLE
 from stream_drift.config import Settings
 from stream_drift.datasets import read_columns
 from stream_drift.embedded import EmbeddedBroker, find_free_port
@@ -51,8 +54,20 @@ from stream_drift.supervisor import WorkerProcess
 
 pytestmark = pytest.mark.kafka
 
-BASE = 1_767_225_600.0
-"""2026-01-01T00:00:00Z: the events' time origin, a whole multiple of every window step."""
+BASE = 1_767_225_600
+"""2026-01-01T00:00:00Z: the first scenario's time origin, a multiple of every window step."""
+_bases = itertools.count(BASE, 3600)
+
+
+def next_base() -> float:
+    """A fresh time origin, one hour after the previous one.
+
+    Stage 1 keeps one watermark per source partition for all models (the largest event time
+    it has read there), so two scenarios sharing a worker must not go back in event time:
+    a scenario's first partials would otherwise carry the earlier scenario's watermark.
+    """
+    return float(next(_bases))
+
 
 VERSION = "3"
 RUNBOOK = "https://runbooks.example.com/stream-drift/feature-drift"
@@ -65,7 +80,7 @@ SLIDING = {
     "size_seconds": 10,
     "step_seconds": 5,
     "allowed_lateness_seconds": 1.0,
-    "idle_timeout_seconds": 5.0,
+    "idle_timeout_seconds": 8.0,
 }
 TUMBLING_60 = {
     "size_seconds": 60,
@@ -80,6 +95,7 @@ DRIFT_MODEL = "fraud-drift"
 STEADY_MODEL = "fraud-steady"
 DEADLETTER_MODEL = "fraud-dl"
 STATS_MODEL = "fraud-stats"
+BACKLOG_MODEL = "fraud-backlog"
 SPLIT_MODEL = "fraud-split"
 
 
@@ -110,7 +126,7 @@ def make_events(
     rate: float,
     seed: int,
     shift: float = 0.0,
-    start: float = BASE,
+    start: float,
     missing_age_every: int = 0,
     unseen_country_every: int = 0,
 ) -> list[dict[str, Any]]:
@@ -188,26 +204,14 @@ async def _asend(
             await producer.stop()
 
 
-def send_round_robin(
-    bootstrap: str,
-    topic: str,
-    values: Sequence[bytes],
-    keys: Sequence[bytes | None] | None = None,
-    *,
-    partitions: int = EVENT_PARTITIONS,
-) -> list[RecordMetadata]:
-    """Send value ``i`` to partition ``i % partitions``; returns the metadata in order.
-
-    Each partition thus receives its events in time order. The first record of every
-    partition is sent, and acknowledged, before the others: stage 2 takes the minimum
-    watermark over the source partitions it has *heard from*, so a partition whose first
-    records reached the worker after another partition's later ones would see its early
-    events counted late. Priming every partition first makes the windows deterministic.
-    """
-    records = [(i % partitions, v, None if keys is None else keys[i]) for i, v in enumerate(values)]
-    head = asyncio.run(_asend(bootstrap, topic, records[:partitions]))
-    tail = asyncio.run(_asend(bootstrap, topic, records[partitions:])) if values else []
-    return head + tail
+def round_robin(
+    values: Sequence[bytes], keys: Sequence[bytes | None] | None = None
+) -> list[tuple[int, bytes, bytes | None]]:
+    """Value ``i`` goes to events partition ``i % 4``, so each partition gets its events in
+    time order."""
+    return [
+        (i % EVENT_PARTITIONS, v, None if keys is None else keys[i]) for i, v in enumerate(values)
+    ]
 
 
 def read_json(
@@ -349,6 +353,49 @@ class Deployment:
     def logs(self) -> str:
         return logs(*self.workers)
 
+    def send(
+        self,
+        model: str,
+        values: Sequence[bytes],
+        keys: Sequence[bytes | None] | None = None,
+        *,
+        prime: bool,
+    ) -> list[RecordMetadata]:
+        """Send events round-robin over the events partitions; metadata in order.
+
+        With ``prime``, the first event of every partition is sent first, and the rest only
+        once stage 2 has merged a partial of ``model`` from every partition. Stage 2 takes
+        the minimum watermark over the source partitions it has *heard from* (a partition
+        that never reported does not hold it back, see
+        ``test_backlog_over_partitions_is_not_counted_late``), so a burst spanning several
+        window steps would otherwise close steps on the first partition's partial and count
+        the other partitions' events late.
+        """
+        records = round_robin(values, keys)
+        topic = self.topics.events
+        if not prime:
+            return asyncio.run(_asend(self.bootstrap, topic, records))
+        head = asyncio.run(_asend(self.bootstrap, topic, records[:EVENT_PARTITIONS]))
+        expected = {f"{topic}/{p}" for p in range(EVENT_PARTITIONS)}
+        wait_until(
+            lambda: expected <= self.sources_merged(model),
+            timeout=30,
+            what=f"stage 2 merging {model}'s first partial of every partition",
+            workers=self.workers,
+        )
+        return head + asyncio.run(_asend(self.bootstrap, topic, records[EVENT_PARTITIONS:]))
+
+    def sources_merged(self, model: str) -> set[str]:
+        """Source partitions whose partials stage 2 merged into ``model``'s state (read from
+        the state table's changelog)."""
+        key = json.dumps(model).encode()
+        topic = f"{self.settings.app_id}-{STATE_TABLE}-changelog"
+        rows = [r.value for r in read_topic(self.bootstrap, topic, idle_s=0.3) if r.key == key]
+        if not rows or rows[-1] is None:
+            return set()
+        state = json.loads(rows[-1])
+        return set(state.get("versions", {}).get(VERSION, {}).get("sources", {}))
+
     def results(self, model: str, *, idle_s: float = 0.5) -> list[dict[str, Any]]:
         return [
             v
@@ -398,7 +445,8 @@ def sliding(
         SLIDING,
         ingest={"max_message_bytes": MAX_MESSAGE_BYTES},
     )
-    references = {m: make_reference(m) for m in (DRIFT_MODEL, STEADY_MODEL, DEADLETTER_MODEL)}
+    models = (DRIFT_MODEL, STEADY_MODEL, DEADLETTER_MODEL, BACKLOG_MODEL)
+    references = {m: make_reference(m) for m in models}
     publish(settings, *references.values())
     worker = WorkerProcess(settings, workdir, name="sliding-worker")
     deployment = Deployment(settings, [worker], references)
@@ -459,12 +507,13 @@ def test_injected_drift_fires_one_complete_alert(sliding: Deployment, tmp_path: 
     d, worker = sliding, sliding.worker
     profile = d.references[DRIFT_MODEL]
     # 20 s of event time at 100 events/s: steps [0,5) [5,10) [10,15) [15,20), 500 events each.
-    events = make_events(DRIFT_MODEL, 2000, rate=100.0, seed=11, shift=30.0)
+    base = next_base()
+    events = make_events(DRIFT_MODEL, 2000, rate=100.0, seed=11, shift=30.0, start=base)
     produced_at = time.time()
-    send_round_robin(d.bootstrap, d.topics.events, [encode(e) for e in events])
+    d.send(DRIFT_MODEL, [encode(e) for e in events], prime=True)
 
     # Windows end at +5, +10, +15, +20 (watermark), then +25 (processing-time fallback).
-    last_end = BASE + 25
+    last_end = base + 25
     results = d.wait_results(
         DRIFT_MODEL,
         lambda rs: any(r["window_end_ts"] >= last_end for r in rs),
@@ -474,7 +523,7 @@ def test_injected_drift_fires_one_complete_alert(sliding: Deployment, tmp_path: 
     alerts = d.alerts(DRIFT_MODEL, idle_s=1.0)
     done_at = time.time()
     summary = [
-        (r["window_start_ts"] - BASE, r["window_end_ts"] - BASE, r["n_events"], r["late_events"])
+        (r["window_start_ts"] - base, r["window_end_ts"] - base, r["n_events"], r["late_events"])
         for r in results
     ]
     context = f"\nalerts: {alerts}\nresults (start, end, n, late): {summary}{d.logs()}"
@@ -485,7 +534,7 @@ def test_injected_drift_fires_one_complete_alert(sliding: Deployment, tmp_path: 
     alert = alerts[0][1]
 
     # fire_after=1: the first judged window fires, the sliding window's first step [0, 5).
-    start, end = BASE, BASE + 5
+    start, end = base, base + 5
     assert alert["window"] == {"start": format_timestamp(start), "end": format_timestamp(end)}, (
         context
     )
@@ -498,42 +547,48 @@ def test_injected_drift_fires_one_complete_alert(sliding: Deployment, tmp_path: 
     psi = offline.evaluations["amount"].results["psi"]
     assert psi.is_drift and offline.drifted == ["amount"], offline.to_json()
 
-    assert alert["status"] == "firing"
-    assert alert["severity"] == psi.severity.label == "critical", context
-    assert alert["model"] == DRIFT_MODEL
-    assert alert["model_version"] == VERSION
-    assert alert["feature"] == "amount"
-    assert alert["statistic"] == "psi"
+    assert psi.severity.label == "critical"
+    exact = {
+        "status": "firing",
+        "severity": psi.severity.label,
+        "model": DRIFT_MODEL,
+        "model_version": VERSION,
+        "feature": "amount",
+        "statistic": "psi",
+        "n_current": 500,
+        "n_reference": 20_000,
+        "reference_id": profile.id,
+        "top_bins": offline.evaluations["amount"].top_bins,
+        "runbook_url": RUNBOOK,
+    }
+    assert {k: alert[k] for k in exact} == exact, context
+    assert psi.n_current == 500 and profile.series["amount"].histogram.n == 20_000
     assert alert["value"] >= alert["threshold"] > 0, context
     assert alert["value"] == pytest.approx(psi.value, rel=1e-9), context
     assert alert["threshold"] == pytest.approx(psi.threshold, rel=1e-9), context
     assert psi.p_value is not None
     assert alert["p_value"] == pytest.approx(psi.p_value, rel=1e-9, abs=1e-300), context
-    assert 0.0 <= alert["p_value"] < 1e-6
-    assert alert["n_current"] == 500 == psi.n_current, context
-    assert alert["n_reference"] == profile.series["amount"].histogram.n == 20_000
-    assert alert["reference_id"] == profile.id
-    assert alert["top_bins"] == offline.evaluations["amount"].top_bins, context
+    assert 0.0 <= alert["p_value"] < 1e-6, context
     assert alert["top_bins"] and all(
         set(b) == {"bin", "reference", "current"} for b in alert["top_bins"]
-    )
+    ), context
     evaluated = parse_rfc3339(alert["evaluated_at"])
     first = parse_rfc3339(alert["first_detected_at"])
     assert produced_at - 1 <= first <= evaluated <= done_at + 1, context
-    assert alert["first_detected_at"] == alert["evaluated_at"]  # fire_after=1
-    assert alert["runbook_url"] == RUNBOOK
-    assert re.fullmatch(r"[0-9a-f]{32}", alert["alert_id"]), alert["alert_id"]
+    assert alert["first_detected_at"] == alert["evaluated_at"], context  # fire_after=1
+    assert re.fullmatch(r"[0-9a-f]{32}", alert["alert_id"]), context
 
     # The audit trail: every judged window flags amount, and only amount.
     judged = [r for r in results if r["n_events"] >= 100]
-    assert [r["window_end_ts"] for r in judged] == [BASE + 5 * k for k in range(1, 6)], context
+    assert [r["window_end_ts"] for r in judged] == [base + 5 * k for k in range(1, 6)], context
     for r in judged:
-        assert r["drifted"] == ["amount"], r
-        assert r["reference_id"] == profile.id
-        assert r["late_events"] == 0, r
-        assert r["n_events"] == len(in_window(events, r["window_start_ts"], r["window_end_ts"]))
-
-    assert worker.is_running(), d.logs()
+        assert r["drifted"] == ["amount"], context
+        assert r["reference_id"] == profile.id, context
+        assert r["late_events"] == 0, context
+        assert r["n_events"] == len(in_window(events, r["window_start_ts"], r["window_end_ts"])), (
+            context
+        )
+    assert worker.is_running(), context
 
 
 @pytest.mark.timeout(180)
@@ -542,10 +597,11 @@ def test_no_drift_no_alert(sliding: Deployment, tmp_path: Path) -> None:
     without drift, and no alert."""
     d = sliding
     profile = d.references[STEADY_MODEL]
-    events = make_events(STEADY_MODEL, 2000, rate=100.0, seed=23)
-    send_round_robin(d.bootstrap, d.topics.events, [encode(e) for e in events])
+    base = next_base()
+    events = make_events(STEADY_MODEL, 2000, rate=100.0, seed=23, start=base)
+    d.send(STEADY_MODEL, [encode(e) for e in events], prime=True)
 
-    last_end = BASE + 25
+    last_end = base + 25
     results = d.wait_results(
         STEADY_MODEL,
         lambda rs: any(r["window_end_ts"] >= last_end for r in rs),
@@ -556,25 +612,24 @@ def test_no_drift_no_alert(sliding: Deployment, tmp_path: Path) -> None:
     context = f"\nalerts: {alerts}\nresults: {results}{d.logs()}"
     assert alerts == [], context
 
-    expected_n = {BASE + 5: 500, BASE + 10: 1000, BASE + 15: 1000, BASE + 20: 1000, BASE + 25: 500}
+    expected_n = {base + 5: 500, base + 10: 1000, base + 15: 1000, base + 20: 1000, base + 25: 500}
     got = {r["window_end_ts"]: r for r in results if r["window_end_ts"] <= last_end}
     assert {end: r["n_events"] for end, r in got.items()} == expected_n, context
     for end, r in got.items():
-        assert r["drifted"] == [], r
-        assert r["late_events"] == 0, r
-        assert r["reference_id"] == profile.id
-        assert set(r["features"]) == {"amount", "age", "country", "prediction"}, r
+        assert r["drifted"] == [], context
+        assert r["late_events"] == 0, context
+        assert r["reference_id"] == profile.id, context
+        assert set(r["features"]) == {"amount", "age", "country", "prediction"}, context
         for name, f in r["features"].items():
-            assert f["judged"] is True, (name, r)
-            assert f["drift"] is False, (name, r)
-            assert f["severity"] == "ok", (name, r)
-            assert f["n_current"] == expected_n[end], (name, r)
+            verdict = (f["judged"], f["drift"], f["severity"], f["n_current"])
+            assert verdict == (True, False, "ok", expected_n[end]), (name, end - base, context)
         # The test data really is drift-free: the offline report agrees.
         window = in_window(events, r["window_start_ts"], end)
         offline = offline_report(profile, window, tmp_path / "window.jsonl")
         assert offline.drifted == [], offline.to_json()
         for name, f in r["features"].items():
-            assert f["psi"] == pytest.approx(offline.evaluations[name].results["psi"].value)
+            offline_psi = offline.evaluations[name].results["psi"].value
+            assert f["psi"] == pytest.approx(offline_psi, rel=1e-9), (name, end - base, context)
 
 
 @pytest.mark.timeout(180)
@@ -584,16 +639,18 @@ def test_metrics_equal_offline_report(tumbling: Deployment, tmp_path: Path) -> N
     d, worker = tumbling, tumbling.worker
     profile = d.references[STATS_MODEL]
     # 600 events over [0, 60) s: one 60 s window; some missing ages and unseen countries.
+    base = next_base()
     events = make_events(
         STATS_MODEL,
         600,
         rate=10.0,
         seed=31,
         shift=4.0,
+        start=base,
         missing_age_every=10,
         unseen_country_every=25,
     )
-    assert all(BASE <= e["ts"] < BASE + 60 for e in events)
+    assert all(base <= e["ts"] < base + 60 for e in events)
     ref_path = profile.save(tmp_path / "ref.json")
     current = write_jsonl(tmp_path / "events.jsonl", events)
     cli = subprocess.Popen(
@@ -611,7 +668,8 @@ def test_metrics_equal_offline_report(tumbling: Deployment, tmp_path: Path) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    send_round_robin(d.bootstrap, d.topics.events, [encode(e) for e in events])
+    # All events are in one step, which only the processing-time fallback can close.
+    d.send(STATS_MODEL, [encode(e) for e in events], prime=False)
 
     labels = {"model": STATS_MODEL, "model_version": VERSION}
 
@@ -624,7 +682,7 @@ def test_metrics_equal_offline_report(tumbling: Deployment, tmp_path: Path) -> N
         window_scraped, timeout=60, what=f"{STATS_MODEL}'s window in /metrics", workers=[worker]
     )
     out, err = cli.communicate(timeout=60)
-    assert cli.returncode == 0, err.decode()
+    assert cli.returncode == 0, err.decode() + d.logs()
     report = json.loads(out)
     offline = build_report(profile, read_columns(current))
     context = f"\nreport: {json.dumps(report)[:3000]}{d.logs()}"
@@ -658,16 +716,21 @@ def test_metrics_equal_offline_report(tumbling: Deployment, tmp_path: Path) -> N
                     stat,
                     context,
                 )
-            if f"{stat}_p_value" in f:
-                assert got_p == pytest.approx(f[f"{stat}_p_value"], rel=1e-9, abs=1e-300)
-    assert sample(samples, "stream_drift_window_samples", feature="amount", **labels) == len(events)
-    assert report["features"]["age"]["missing_ratio"] == pytest.approx(0.1)
+            if f"{stat}_p_value" in f:  # the report's own p-value columns (psi, ks, chi2)
+                assert got_p == pytest.approx(f[f"{stat}_p_value"], rel=1e-9, abs=1e-300), (
+                    feature,
+                    stat,
+                    context,
+                )
+    n_amount = sample(samples, "stream_drift_window_samples", feature="amount", **labels)
+    assert n_amount == len(events), context
+    assert report["features"]["age"]["missing_ratio"] == pytest.approx(0.1), context
     assert sample(
         samples, "stream_drift_events_total", model=STATS_MODEL, outcome="accepted"
     ) == len(events), context
     # The results topic agrees: one evaluation of exactly these events.
-    results = [r for r in d.results(STATS_MODEL) if r["window_start_ts"] == BASE]
-    assert [(r["window_end_ts"], r["n_events"]) for r in results] == [(BASE + 60, 600)], context
+    results = [r for r in d.results(STATS_MODEL) if r["window_start_ts"] == base]
+    assert [(r["window_end_ts"], r["n_events"]) for r in results] == [(base + 60, 600)], context
 
 
 @pytest.mark.timeout(180)
@@ -675,7 +738,7 @@ def test_bad_records_are_dead_lettered_and_counts_stay_exact(sliding: Deployment
     """Malformed, ill-typed, unknown-model and oversize records go to the dead-letter topic
     with the reason and their exact bytes; good events are counted exactly once."""
     d, worker = sliding, sliding.worker
-    good = make_events(DEADLETTER_MODEL, 40, rate=10.0, seed=41)
+    good = make_events(DEADLETTER_MODEL, 40, rate=10.0, seed=41, start=next_base())
     padded = dict(good[0], event_id="padded", pad="x" * (MAX_MESSAGE_BYTES + 100))
     # (value, reason, label of the events_total{outcome="invalid"} series)
     bad: list[tuple[bytes, str, str]] = [
@@ -711,7 +774,7 @@ def test_bad_records_are_dead_lettered_and_counts_stay_exact(sliding: Deployment
             values.append(value)
             keys.append(f"key-{len(values)}".encode())
     assert len(expected_reason) == len(bad)
-    metas = send_round_robin(d.bootstrap, d.topics.events, values, keys)
+    metas = d.send(DEADLETTER_MODEL, values, keys, prime=False)
 
     # Dead letters: one per bad record, reason and exact bytes, pointing at the source record.
     sources = {(m.partition, m.offset): i for i, m in enumerate(metas)}
@@ -730,23 +793,31 @@ def test_bad_records_are_dead_lettered_and_counts_stay_exact(sliding: Deployment
 
     letters = wait_until(dead_letters, timeout=60, what="the dead letters", workers=[worker])
     context = f"\ndead letters: {letters}{d.logs()}"
+    # The Kafka record timestamps as stored (the producer's metadata may differ by a rounding).
+    stored = {
+        (r.partition, r.offset): r.timestamp
+        for r in read_topic(d.bootstrap, d.topics.events, idle_s=0.5, timeout_s=30.0)
+    }
     assert len(letters) == len(bad), context
     for letter in letters:
         index = sources[(letter["source"]["partition"], letter["source"]["offset"])]
         assert index in expected_reason, (letter, context)
         value, reason = expected_reason[index]
         assert letter["reason"] == reason, (letter, context)
-        assert letter["detail"], letter
-        assert base64.b64decode(letter["original_base64"]) == value, letter
-        assert letter["key_base64"] == base64.b64encode(keys[index] or b"").decode()
+        assert letter["detail"], (letter, context)
+        assert base64.b64decode(letter["original_base64"]) == value, (letter, context)
+        assert letter["key_base64"] == base64.b64encode(keys[index] or b"").decode(), context
         try:
-            assert letter["original"] == value.decode()
+            text: str | None = value.decode()
         except UnicodeDecodeError:
-            assert letter["original"] is None
-        assert letter["source"]["timestamp_ms"] == metas[index].timestamp
-    assert sorted(sources[(x["source"]["partition"], x["source"]["offset"])] for x in letters) == (
-        sorted(expected_reason)
+            text = None
+        assert letter["original"] == text, (letter, context)
+        where = (letter["source"]["partition"], letter["source"]["offset"])
+        assert letter["source"]["timestamp_ms"] == stored[where], (letter, context)
+    dead_indices = sorted(
+        sources[(x["source"]["partition"], x["source"]["offset"])] for x in letters
     )
+    assert dead_indices == sorted(expected_reason), context
 
     # Counters: accepted exact, invalid by model label, dead letters by reason.
     def counted() -> Samples | None:
@@ -817,9 +888,10 @@ def test_two_workers_split_partitions_and_count_every_event_once(pair: Deploymen
         interval=0.5,
     )
     # M events in one tumbling minute, spread over the 4 events partitions.
-    events = make_events(SPLIT_MODEL, 1000, rate=20.0, seed=53)
-    assert all(BASE <= e["ts"] < BASE + 60 for e in events)
-    send_round_robin(d.bootstrap, d.topics.events, [encode(e) for e in events])
+    base = next_base()
+    events = make_events(SPLIT_MODEL, 1000, rate=20.0, seed=53, start=base)
+    assert all(base <= e["ts"] < base + 60 for e in events)
+    d.send(SPLIT_MODEL, [encode(e) for e in events], prime=False)
 
     def accepted(w: WorkerProcess) -> float:
         s = scrape(w)
@@ -831,15 +903,15 @@ def test_two_workers_split_partitions_and_count_every_event_once(pair: Deploymen
         what=f"{len(events)} accepted events over both workers",
         workers=d.workers,
     )
-    results = d.wait_results(
+    d.wait_results(
         SPLIT_MODEL,
-        lambda rs: any(r["window_start_ts"] == BASE for r in rs),
+        lambda rs: any(r["window_start_ts"] == base for r in rs),
         timeout=60,
         what=f"the evaluation of the {SPLIT_MODEL} window",
     )
-    time.sleep(1.0)
+    time.sleep(1.0)  # a flush interval: anything counted twice would show now
     counts = (accepted(a), accepted(b))
-    results = [r for r in d.results(SPLIT_MODEL, idle_s=1.0) if r["window_start_ts"] == BASE]
+    results = [r for r in d.results(SPLIT_MODEL, idle_s=1.0) if r["window_start_ts"] == base]
     context = (
         f"\nhealth at split: {ha} / {hb}\naccepted per worker: {counts}\n"
         f"results: {[(r['window'], r['n_events'], r['late_events']) for r in results]}{d.logs()}"
@@ -847,11 +919,41 @@ def test_two_workers_split_partitions_and_count_every_event_once(pair: Deploymen
     assert sum(counts) == len(events), context
     assert all(c > 0 for c in counts), context  # both workers ingested a share
     assert [(r["window_end_ts"], r["n_events"], r["late_events"]) for r in results] == [
-        (BASE + 60, len(events), 0)
+        (base + 60, len(events), 0)
     ], context
     for name, f in results[0]["features"].items():
-        expected = len(events)
-        assert f["n_current"] == expected, (name, context)
+        assert f["n_current"] == len(events), (name, context)
     for w in d.workers:
         assert w.is_running(), context
         assert w.health().get("status") == "ok", context
+
+
+@pytest.mark.xfail(
+    reason="product bug: stage 2 ignores source partitions it has not heard from yet, so a "
+    "backlog spread over partitions closes steps on the first partition's partial and counts "
+    "the other partitions' events of those steps late (DESIGN §5 says a partition holds the "
+    "watermark back until it has been silent for the idle timeout)",
+    strict=False,
+)
+@pytest.mark.timeout(120)
+def test_backlog_over_partitions_is_not_counted_late(sliding: Deployment) -> None:
+    """A burst of 20 s of events over 4 partitions, sent at once (a replay, or a worker
+    catching up): every event lands in its window, none is late."""
+    d = sliding
+    base = next_base()
+    events = make_events(BACKLOG_MODEL, 2000, rate=100.0, seed=61, start=base)
+    d.send(BACKLOG_MODEL, [encode(e) for e in events], prime=False)
+    results = d.wait_results(
+        BACKLOG_MODEL,
+        lambda rs: any(r["window_end_ts"] >= base + 25 for r in rs),
+        timeout=60,
+        what=f"the {BACKLOG_MODEL} window ending at {format_timestamp(base + 25)}",
+    )
+    got = [
+        (r["window_end_ts"] - base, r["n_events"], r["late_events"])
+        for r in results
+        if r["window_end_ts"] <= base + 25
+    ]
+    assert got == [(5, 500, 0), (10, 1000, 0), (15, 1000, 0), (20, 1000, 0), (25, 500, 0)], (
+        f"(window end, n, late): {got}{d.logs()}"
+    )

@@ -1,0 +1,279 @@
+"""The command line without Kafka: `reference build`, `reference show`, `report`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from stream_drift.cli import cli
+from stream_drift.reference import ReferenceProfile
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+N = 2000
+FIELDS = {
+    "kind",
+    "n_reference",
+    "n_current",
+    "psi",
+    "kl",
+    "js",
+    "ks",
+    "ks_p_value",
+    "chi2_p_value",
+    "severity",
+    "drift",
+}
+
+
+def _write(path: Path, seed: int, n: int = N, shift: dict[str, float] | None = None) -> Path:
+    shift = shift or {}
+    rng = np.random.default_rng(seed)
+    cols: dict[str, Any] = {
+        "a": rng.normal(shift.get("a", 0.0), 1, n),
+        "b": rng.normal(5 + shift.get("b", 0.0), 2, n),
+        "c": rng.exponential(1 + shift.get("c", 0.0), n),
+        "color": rng.choice(["red", "green", "blue"], n, p=[0.5, 0.3, 0.2]),
+        "score": rng.uniform(0, 1, n),
+    }
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for i in range(n):
+            w.writerow([f"{v[i]:.6f}" if isinstance(v[i], float) else v[i] for v in cols.values()])
+    return path
+
+
+def _run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def ref_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("cli")
+    train = _write(d / "train.csv", seed=0, n=5000)
+    out = d / "m.ref.json"
+    r = _run(
+        "reference", "build", "--model", "m", "--version", "3", "--from", train,
+        "--prediction", "score", "-o", out,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert f"Wrote {out}" in r.output
+    assert "4 feature(s) + 1 prediction output(s)" in r.output
+    return out
+
+
+def _report_json(ref: Path, current: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    r = _run("report", "--reference", ref, "--current", current, "--json", *extra)
+    return r.exit_code, json.loads(r.stdout)
+
+
+def test_built_reference_is_loadable(ref_path: Path) -> None:
+    profile = ReferenceProfile.load(ref_path)
+    assert (profile.model, profile.model_version, profile.source) == ("m", "3", "train.csv")
+    assert sorted(profile.series) == ["a", "b", "c", "color", "prediction"]
+    assert profile.series["prediction"].source == "score"
+    assert profile.series["color"].kind == "categorical"
+    assert profile.series["a"].histogram.n == 5000
+
+
+@pytest.mark.parametrize("column", ["b", "color"])
+def test_report_flags_exactly_the_shifted_column(
+    ref_path: Path, tmp_path: Path, column: str
+) -> None:
+    if column == "color":  # a categorical shift: rewrite the column's mix
+        path = _write(tmp_path / "cur.csv", seed=1)
+        rows = list(csv.reader(path.open()))
+        rng = np.random.default_rng(1)
+        for row in rows[1:]:
+            row[3] = rng.choice(["red", "green", "blue"], p=[0.2, 0.3, 0.5])
+        with path.open("w", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+    else:
+        path = _write(tmp_path / "cur.csv", seed=1, shift={column: 1.0})
+    code, out = _report_json(ref_path, path)
+    assert code == 0
+    assert out["drifted"] == [column]
+    assert {n: f["drift"] for n, f in out["features"].items()} == {
+        n: n == column for n in ("a", "b", "c", "color", "prediction")
+    }
+
+
+def test_report_on_a_fresh_sample_flags_nothing(ref_path: Path, tmp_path: Path) -> None:
+    for seed in (2, 3):
+        code, out = _report_json(ref_path, _write(tmp_path / f"cur{seed}.csv", seed=seed))
+        assert code == 0
+        assert out["drifted"] == []
+        assert not any(f["drift"] for f in out["features"].values())
+
+
+def test_report_json_fields(ref_path: Path, tmp_path: Path) -> None:
+    code, out = _report_json(ref_path, _write(tmp_path / "cur.csv", seed=1, shift={"a": 1.0}))
+    assert code == 0
+    profile = ReferenceProfile.load(ref_path)
+    assert out["model"] == "m"
+    assert out["reference_id"] == profile.id
+    assert set(out["features"]) == {"a", "b", "c", "color", "prediction"}
+    for name, f in out["features"].items():
+        assert set(f) >= FIELDS, name
+        assert (f["n_reference"], f["n_current"]) == (5000, N)
+        if f["kind"] == "numeric":
+            assert f["chi2_p_value"] is None
+            assert f["ks"] is not None and f["ks_p_value"] is not None
+        else:
+            assert f["ks"] is None and f["ks_p_value"] is None
+            assert f["chi2_p_value"] is not None
+    assert out["features"]["color"]["kind"] == "categorical"
+    assert out["features"]["a"]["severity"] in ("warning", "critical")
+    assert out["features"]["b"]["severity"] == "ok"
+
+
+def test_report_html(ref_path: Path, tmp_path: Path) -> None:
+    cur = _write(tmp_path / "cur.csv", seed=1, shift={"c": 1.0})
+    page = tmp_path / "report.html"
+    r = _run("report", "--reference", ref_path, "--current", cur, "--html", page)
+    assert r.exit_code == 0
+    assert f"HTML report: {page}" in r.output
+    html = page.read_text()
+    assert html.count("<svg") == 5
+    headings = re.findall(r"<h2>([^<]+) <span", html)
+    assert headings[0] == "c"
+    assert sorted(headings) == ["a", "b", "c", "color", "prediction"]
+    # With --json as well, stdout stays one JSON object.
+    page.unlink()
+    code, out = _report_json(ref_path, cur, "--html", str(page))
+    assert code == 0 and out["drifted"] == ["c"]
+    assert page.read_text().count("<svg") == 5
+
+
+def test_report_text_output(ref_path: Path, tmp_path: Path) -> None:
+    r = _run("report", "--reference", ref_path, "--current", _write(tmp_path / "c.csv", 1))
+    assert r.exit_code == 0
+    assert "No drift in 5 series." in r.output
+    for name in ("a", "b", "c", "color", "prediction"):
+        assert re.search(rf"\b{name}\b", r.output)
+
+
+def test_fail_on_drift_exit_codes(ref_path: Path, tmp_path: Path) -> None:
+    drifted = _write(tmp_path / "d.csv", seed=1, shift={"a": 1.0})
+    clean = _write(tmp_path / "ok.csv", seed=2)
+    base = ["report", "--reference", str(ref_path), "--fail-on-drift"]
+    assert _run(*base, "--current", drifted).exit_code == 1
+    assert _run(*base, "--current", clean).exit_code == 0
+    assert _run(*base, "--current", drifted, "--json").exit_code == 1
+    # Without the flag, drift is not an error.
+    assert _run("report", "--reference", ref_path, "--current", drifted).exit_code == 0
+
+
+def test_reference_show(ref_path: Path) -> None:
+    r = _run("reference", "show", ref_path)
+    assert r.exit_code == 0
+    profile = ReferenceProfile.load(ref_path)
+    assert profile.id in r.output
+    for name, role in [("a", "feature"), ("color", "feature"), ("prediction", "prediction")]:
+        assert re.search(rf"\b{re.escape(name)}\b.*\b{role}\b", r.output), name
+    assert "5,000" in r.output
+    assert "blue" in r.output and "red" in r.output
+
+
+def _error(r: Result, *needles: str) -> None:
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: ") or "Error" in r.stderr, r.stderr
+    for needle in needles:
+        assert needle in r.stderr, (needle, r.stderr)
+    assert "Traceback" not in r.output
+
+
+def test_errors(ref_path: Path, tmp_path: Path) -> None:
+    train = _write(tmp_path / "t.csv", seed=0, n=50)
+    out = tmp_path / "x.json"
+    build = ["reference", "build", "--model", "m", "-o", str(out)]
+    _error(_run(*build, "--from", tmp_path / "missing.csv"), "missing.csv", "no such file")
+    _error(
+        _run(*build, "--from", train, "--prediction", "nope"),
+        "column 'nope' not found",
+        "available: a, b, c, color, score",
+    )
+    _error(_run(*build, "--from", train, "--numeric", "a", "--categorical", "a"), "'a'")
+    assert not out.exists()
+    bad = tmp_path / "t.xlsx"
+    bad.write_text("x")
+    _error(_run(*build, "--from", bad), "unknown format")
+    _error(
+        _run("report", "--reference", tmp_path / "nope.json", "--current", train),
+        "nope.json",
+        "no such file",
+    )
+    _error(
+        _run("report", "--reference", ref_path, "--current", tmp_path / "nope.csv"),
+        "nope.csv",
+        "no such file",
+    )
+    other = tmp_path / "other.csv"
+    other.write_text("q,r\n1,2\n")
+    _error(
+        _run("report", "--reference", ref_path, "--current", other),
+        "none of the reference's series",
+    )
+    _error(_run("reference", "show", tmp_path / "nope.json"), "no such file")
+    tampered = tmp_path / "tampered.json"
+    data = json.loads(ref_path.read_text())
+    data["series"]["a"]["counts"][0] += 1
+    tampered.write_text(json.dumps(data))
+    _error(_run("reference", "show", tampered), "does not match its content")
+    _error(_run("report", "--reference", tampered, "--current", train), "does not match")
+
+
+def test_shipped_examples(tmp_path: Path) -> None:
+    ref = tmp_path / "fraud.ref.json"
+    r = _run(
+        "reference", "build", "--model", "fraud", "--from", EXAMPLES / "train.csv",
+        "--prediction", "score", "-o", ref,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    profile = ReferenceProfile.load(ref)
+    assert "event_id" not in profile.series
+    assert profile.series["age"].histogram.missing > 0  # empty cells are missing
+    code, out = _report_json(ref, EXAMPLES / "current_drift.csv")
+    assert code == 0
+    # Only amount shifted; the score is computed from the amount, so the prediction follows.
+    assert out["drifted"] == ["amount", "prediction"]
+    assert out["features"]["amount"]["severity"] == "critical"
+    code, out = _report_json(ref, EXAMPLES / "current_ok.csv")
+    assert code == 0
+    assert out["drifted"] == []
+
+
+def test_console_entry_point_in_a_subprocess(tmp_path: Path) -> None:
+    """The real process: `python -m stream_drift.cli` exit codes and streams."""
+    ref = tmp_path / "fraud.ref.json"
+    build = subprocess.run(
+        [sys.executable, "-m", "stream_drift.cli", "reference", "build", "--model", "fraud",
+         "--from", str(EXAMPLES / "train.csv"), "--prediction", "score", "-o", str(ref)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    report = subprocess.run(
+        [sys.executable, "-m", "stream_drift.cli", "report", "--reference", str(ref),
+         "--current", str(EXAMPLES / "current_drift.csv"), "--json", "--fail-on-drift"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert report.returncode == 1, report.stderr
+    assert json.loads(report.stdout)["drifted"][0] == "amount"
+    missing = subprocess.run(
+        [sys.executable, "-m", "stream_drift.cli", "report", "--reference", str(ref),
+         "--current", str(tmp_path / "gone.parquet")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert missing.stdout == ""
+    assert "error:" in missing.stderr and "gone.parquet: no such file" in missing.stderr
