@@ -134,6 +134,8 @@ class VersionWindow:
         self.step_events: deque[int] = deque(maxlen=policy.size_steps)
         self.last_closed_end: float | None = None
         self.sources: dict[str, tuple[float, float]] = {}
+        self.expected_sources: set[str] = set()
+        self.first_seen: float | None = None
         self.applied_offsets: dict[str, int] = {}
         self.duplicate_events = 0
         self.late_events = 0
@@ -154,6 +156,11 @@ class VersionWindow:
         self.applied_offsets[partial.source] = max(applied, partial.offset_end)
         previous = self.sources.get(partial.source, (-math.inf, now))[0]
         self.sources[partial.source] = (max(previous, partial.watermark), now)
+        if self.first_seen is None:
+            self.first_seen = now
+        if partial.source_partitions > 0:
+            topic = partial.source.rsplit("/", 1)[0]
+            self.expected_sources.update(f"{topic}/{i}" for i in range(partial.source_partitions))
         self.max_event_time = max(self.max_event_time, partial.watermark)
         merged = late = 0
         for step, series in partial.steps.items():
@@ -199,6 +206,14 @@ class VersionWindow:
             return None
         p = self.policy
         active = [wm for wm, seen in self.sources.values() if now - seen <= p.idle_timeout_seconds]
+        # A partition not heard from yet holds the windows back, like a live but slow one, until
+        # it has stayed silent for the idle timeout since this model's first partial.
+        if (
+            self.first_seen is not None
+            and now - self.first_seen <= p.idle_timeout_seconds
+            and not self.expected_sources <= self.sources.keys()
+        ):
+            active.append(-math.inf)
         if active:
             return min(active) - p.allowed_lateness_seconds
         last_seen = max(seen for _, seen in self.sources.values())
@@ -275,6 +290,8 @@ class VersionWindow:
             "step_events": list(self.step_events),
             "last_closed_end": self.last_closed_end,
             "sources": {k: list(v) for k, v in self.sources.items()},
+            "expected_sources": sorted(self.expected_sources),
+            "first_seen": self.first_seen,
             "applied_offsets": dict(self.applied_offsets),
             "duplicate_events": self.duplicate_events,
             "late_events": self.late_events,
@@ -300,6 +317,9 @@ class VersionWindow:
         w.step_events.extend(int(x) for x in data["step_events"])
         w.last_closed_end = data["last_closed_end"]
         w.sources = {k: (float(v[0]), float(v[1])) for k, v in data["sources"].items()}
+        w.expected_sources = set(data.get("expected_sources", ()))
+        fs = data.get("first_seen")
+        w.first_seen = None if fs is None else float(fs)
         w.late_events = int(data["late_events"])
         w.applied_offsets = {k: int(v) for k, v in data.get("applied_offsets", {}).items()}
         w.duplicate_events = int(data.get("duplicate_events", 0))

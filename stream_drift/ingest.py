@@ -95,8 +95,13 @@ class IngestAccumulator:
         self.decoder = decoder or EventDecoder()
         self.warmup = warmup
         self._builders: dict[tuple[str, str, str, str], _Builder] = {}
-        self.watermarks: dict[str, float] = {}
+        self.watermarks: dict[tuple[str, str], float] = {}
+        """Largest event time seen per (source partition, model): a model's clock is its own,
+        so one model lagging another on the same partition does not make its events late."""
         self.offsets: dict[str, int] = {}
+        self.topic_partitions: dict[str, int] = {}
+        """Partitions of each source topic (set by the consumer), sent with every partial so
+        stage 2 waits for the partitions it has not heard from yet."""
 
     def add_records(self, records: Iterable[RawRecord]) -> BatchOutcome:
         """Decode, validate, bin and count one batch; never raises on bad input."""
@@ -155,8 +160,9 @@ class IngestAccumulator:
         by_source.setdefault(source, {}).setdefault((event.model, event.model_version), []).append(
             event
         )
-        if event.ts > self.watermarks.get(source, -math.inf):
-            self.watermarks[source] = event.ts
+        key = (source, event.model)
+        if event.ts > self.watermarks.get(key, -math.inf):
+            self.watermarks[key] = event.ts
 
     def _accumulate(self, source: str, model: str, version: str, events: list[Event]) -> None:
         reference = self.registry.lookup(model, version)
@@ -194,9 +200,10 @@ class IngestAccumulator:
                 model_version=version,
                 reference_id=ref_id,
                 source=source,
-                watermark=self.watermarks.get(source, -math.inf),
+                watermark=self.watermarks.get((source, model), -math.inf),
                 events={k: int(v) for k, v in builder.events.items()},
                 offset_end=self.offsets.get(source, -1),
+                source_partitions=self.topic_partitions.get(source.rsplit("/", 1)[0], 0),
             )
             for step_start, hists in builder.steps.items():
                 for name, hist in hists.items():

@@ -39,6 +39,8 @@ class Partial:
     events: dict[float, int] = field(default_factory=dict)
     offset_end: int = -1
     """Offset after the last source record counted (stage 2 skips replays below it)."""
+    source_partitions: int = 0
+    """Partitions of the source topic (0: unknown); stage 2 waits for all of them."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class Partial:
             "steps": {repr(k): v for k, v in self.steps.items()},
             "events": {repr(k): v for k, v in self.events.items()},
             "offset_end": self.offset_end,
+            "source_partitions": self.source_partitions,
         }
 
     def to_bytes(self) -> bytes:
@@ -97,4 +100,5 @@ def decode_message(data: bytes | str | dict[str, Any]) -> Partial | Tick:
         steps={float(k): v for k, v in obj["steps"].items()},
         events={float(k): int(v) for k, v in obj["events"].items()},
         offset_end=int(obj.get("offset_end", -1)),
+        source_partitions=int(obj.get("source_partitions", 0)),
     )

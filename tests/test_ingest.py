@@ -317,7 +317,10 @@ def test_watermark_is_the_largest_event_time_per_source() -> None:
             _rec(b"garbage", 2, partition=0),
         ]
     )
-    assert acc.watermarks == {"drift.events/0": T0 + 50, "drift.events/1": T0 + 20}
+    assert acc.watermarks == {
+        ("drift.events/0", "fraud"): T0 + 50,
+        ("drift.events/1", "fraud"): T0 + 20,
+    }
     partials = acc.flush()
     assert _one(partials, source="drift.events/0").watermark == T0 + 50
     assert _one(partials, source="drift.events/1").watermark == T0 + 20

@@ -928,13 +928,6 @@ def test_two_workers_split_partitions_and_count_every_event_once(pair: Deploymen
         assert w.health().get("status") == "ok", context
 
 
-@pytest.mark.xfail(
-    reason="product bug: stage 2 ignores source partitions it has not heard from yet, so a "
-    "backlog spread over partitions closes steps on the first partition's partial and counts "
-    "the other partitions' events of those steps late (DESIGN §5 says a partition holds the "
-    "watermark back until it has been silent for the idle timeout)",
-    strict=False,
-)
 @pytest.mark.timeout(120)
 def test_backlog_over_partitions_is_not_counted_late(sliding: Deployment) -> None:
     """A burst of 20 s of events over 4 partitions, sent at once (a replay, or a worker

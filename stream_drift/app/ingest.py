@@ -132,6 +132,9 @@ class IngestService(mode.Service):
                 health["records_consumed"] = self._consumed
                 records = []
                 for tp, msgs in batch.items():
+                    if tp.topic not in self.accumulator.topic_partitions:
+                        known = consumer.partitions_for_topic(tp.topic) or ()
+                        self.accumulator.topic_partitions[tp.topic] = len(known)
                     for m in msgs:
                         records.append(
                             RawRecord(m.value, tp.topic, tp.partition, m.offset, m.timestamp, m.key)
