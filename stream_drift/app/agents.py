@@ -51,8 +51,9 @@ class EvaluatorCache:
         self.table[ev.model] = ev.to_dict()
 
     def clear(self) -> None:
+        # partition_of survives: a model's partition only changes with the partition count,
+        # and ticks only arrive on the partitions this worker owns.
         self.live.clear()
-        self.partition_of.clear()
 
 
 def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> None:
