@@ -26,9 +26,12 @@ def prepare_topics(settings: Settings) -> None:
 def run_worker(settings: Settings) -> None:
     """Block running one worker until SIGTERM / SIGINT."""
     from faust import Worker
+    from prometheus_client import disable_created_metrics
 
     from stream_drift.app.app import create_app
 
+    # One sample per series: the *_created companions only double what is scraped.
+    disable_created_metrics()
     if settings.topics.create:
         prepare_topics(settings)
     app = create_app(settings)
