@@ -31,7 +31,7 @@ def run_worker(settings: Settings) -> None:
     from stream_drift.app.app import create_app
 
     # One sample per series: the *_created companions only double what is scraped.
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     if settings.topics.create:
         prepare_topics(settings)
     app = create_app(settings)
