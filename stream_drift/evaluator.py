@@ -112,6 +112,8 @@ class Emitted:
     alerts: list[dict[str, object]] = field(default_factory=list)
     late_events: int = 0
     merged_events: int = 0
+    unmatched_events: int = 0
+    """Events of a partial whose reference this worker does not know (not merged)."""
 
 
 def _hist_dict(hists: dict[str, Histogram]) -> dict[str, Any]:
@@ -363,6 +365,7 @@ class ModelEvaluator:
         if isinstance(message, Partial):
             window = self._window_for(message)
             if window is None:
+                out.unmatched_events = message.n_events
                 return out
             out.merged_events, out.late_events = window.merge(message, now)
         for version, window in self.versions.items():
@@ -378,7 +381,8 @@ class ModelEvaluator:
             return window
         reference = self.registry.by_id(partial.reference_id)
         if reference is None:
-            return window  # a reference we have not received yet: keep the current one
+            # Its bins are unknown here, so its counts cannot be merged anywhere.
+            return None
         window = VersionWindow(reference, self.window_policy)
         self.versions[partial.model_version] = window
         return window
