@@ -48,7 +48,18 @@ class EvaluatorCache:
         return ev
 
     def save(self, ev: ModelEvaluator) -> None:
-        self.table[ev.model] = ev.to_dict()
+        row = ev.to_dict()
+        # Kept with the state, so a worker that takes the partition over knows which models
+        # its ticks must move on even before their next partial arrives.
+        row["partition"] = self.partition_of.get(ev.model)
+        self.table[ev.model] = row
+
+    def learn_partitions(self, owned: set[int]) -> None:
+        """Map the recovered models of the partitions this worker owns now."""
+        for model, row in list(self.table.items()):
+            p = row.get("partition") if isinstance(row, dict) else None
+            if isinstance(p, int) and p in owned:
+                self.partition_of.setdefault(model, p)
 
     def clear(self) -> None:
         # partition_of survives: a model's partition only changes with the partition count,
@@ -139,11 +150,13 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
 
     async def on_rebalance(sender: Any, *args: Any, **kwargs: Any) -> None:
         cache.clear()
-        runtime.health["stage2_partitions"] = sorted(
+        owned = {
             tp.partition
             for tp in app.assignor.assigned_actives()
             if tp.topic == runtime.settings.topics.partials
-        )
+        }
+        runtime.health["stage2_partitions"] = sorted(owned)
+        cache.learn_partitions(owned)
         # Export only what this worker owns now; the new owners export the rest.
         metrics.retain_only(())
 
