@@ -140,6 +140,12 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def tick() -> None:
         """Close idle models' windows on processing time: one tick per owned partition."""
+        # /health turns to failing when a table recovery never ends (a rare Faust hang seen
+        # after a takeover on Tansu), so the orchestrator restarts the worker.
+        if getattr(app, "in_recovery", False):
+            runtime.health.setdefault("recovering_since", time.time())
+        else:
+            runtime.health.pop("recovering_since", None)
         owned = {
             tp.partition
             for tp in app.assignor.assigned_actives()

@@ -1,0 +1,41 @@
+"""`/health` verdicts: what makes a worker report itself as failing."""
+
+from __future__ import annotations
+
+from stream_drift.app.runtime import Runtime
+from stream_drift.app.web import RECOVERY_STUCK_SECONDS, health_report
+from stream_drift.config import Settings
+
+
+def _runtime() -> Runtime:
+    return Runtime(Settings())
+
+
+def test_a_fresh_worker_is_ok() -> None:
+    body = health_report(_runtime(), now=1000.0)
+    assert body["status"] == "ok"
+    assert body["references"] == 0
+    assert "problems" not in body
+
+
+def test_failed_commit_is_failing_and_says_why() -> None:
+    rt = _runtime()
+    rt.health.update(last_commit_ok=False, last_commit_error="KafkaConnectionError()")
+    body = health_report(rt, now=1000.0)
+    assert body["status"] == "failing"
+    assert body["problems"] == ["offset commit failing: KafkaConnectionError()"]
+
+
+def test_crashed_ingest_is_failing() -> None:
+    rt = _runtime()
+    rt.health["ingest"] = "crashed"
+    assert health_report(rt, now=1000.0)["status"] == "failing"
+
+
+def test_a_long_table_recovery_is_failing_a_short_one_is_not() -> None:
+    rt = _runtime()
+    rt.health["recovering_since"] = 1000.0
+    assert health_report(rt, now=1000.0 + RECOVERY_STUCK_SECONDS - 1)["status"] == "ok"
+    body = health_report(rt, now=1000.0 + RECOVERY_STUCK_SECONDS + 5)
+    assert body["status"] == "failing"
+    assert body["problems"] == [f"table recovery running for {RECOVERY_STUCK_SECONDS + 5:.0f} s"]
