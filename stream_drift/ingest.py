@@ -99,6 +99,7 @@ class IngestAccumulator:
         """Largest event time seen per (source partition, model): a model's clock is its own,
         so one model lagging another on the same partition does not make its events late."""
         self.offsets: dict[str, int] = {}
+        self._source_names: dict[tuple[str, int], str] = {}
         self.topic_partitions: dict[str, int] = {}
         """Partitions of each source topic (set by the consumer), sent with every partial so
         stage 2 waits for the partitions it has not heard from yet."""
@@ -155,7 +156,10 @@ class IngestAccumulator:
         event: Event,
         by_source: dict[str, dict[tuple[str, str], list[Event]]],
     ) -> None:
-        source = f"{record.topic}/{record.partition}"
+        tp = (record.topic, record.partition)
+        source = self._source_names.get(tp)
+        if source is None:  # one string per partition, not one per record
+            source = self._source_names[tp] = f"{record.topic}/{record.partition}"
         self.offsets[source] = max(self.offsets.get(source, -1), record.offset + 1)
         by_source.setdefault(source, {}).setdefault((event.model, event.model_version), []).append(
             event
