@@ -498,6 +498,32 @@ def _to_str_id(value: str | int | None) -> str | None:
 _MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
+def _utf8_problem(raw: bytes | bytearray | memoryview) -> str | None:
+    """Our own description of invalid UTF-8 in ``raw``, or ``None`` when it is valid.
+
+    Examples
+    --------
+    >>> _utf8_problem(b'{"model": "fr\\xffaud"}')
+    'not valid UTF-8: byte 0xff at offset 13'
+    >>> _utf8_problem(b'{}') is None
+    True
+    """
+    try:
+        bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+    return None
+
+
+def _out_of_range(record: RawRecord, message: str) -> Rejection:
+    """Rejection for a number beyond the float range, at the path msgspec's message names."""
+    m = _MSGSPEC_PATH.match(message)
+    field = ((m["path"] or "") if m else "").lstrip(".") or "value"
+    if field == "ts":
+        return Rejection(record, RejectReason.BAD_TIMESTAMP, "ts: number out of range")
+    return Rejection(record, RejectReason.INVALID_TYPE, f"{field}: number out of range")
+
+
 def _classify_msgspec(message: str) -> tuple[RejectReason, str]:
     """Reason and detail from a msgspec ``ValidationError`` message (fallback path)."""
     m = _MSGSPEC_PATH.match(message)
@@ -837,8 +863,10 @@ class EventDecoder:
         """Name the first problem of a record the typed decoder refused."""
         if isinstance(exc, RecursionError):
             return Rejection(record, RejectReason.MALFORMED_JSON, "JSON nested too deeply")
-        if isinstance(exc, UnicodeDecodeError):
-            return Rejection(record, RejectReason.MALFORMED_JSON, f"not valid UTF-8: {exc}")
+        # Our own check, not msgspec's wording (which changed between releases).
+        bad_utf8 = _utf8_problem(raw)
+        if bad_utf8 is not None:
+            return Rejection(record, RejectReason.MALFORMED_JSON, bad_utf8)
         if not isinstance(exc, msgspec.ValidationError):
             if not bytes(raw).strip():
                 return Rejection(record, RejectReason.EMPTY, "record value is only whitespace")
@@ -849,12 +877,10 @@ class EventDecoder:
             obj = msgspec.json.decode(raw)
         except RecursionError:
             return Rejection(record, RejectReason.MALFORMED_JSON, "JSON nested too deeply")
-        except UnicodeDecodeError as err:
-            return Rejection(record, RejectReason.MALFORMED_JSON, f"not valid UTF-8: {err}")
         except msgspec.ValidationError:
-            # Well-formed but e.g. a number beyond float range: trust the typed message.
-            reason, detail = _classify_msgspec(str(exc))
-            return Rejection(record, reason, detail)
+            # An untyped decode of well-formed JSON fails validation only for a number beyond
+            # the float range; the typed decoder's message says where.
+            return _out_of_range(record, str(exc))
         except msgspec.DecodeError as err:
             message = str(err).removeprefix("JSON is malformed: ")
             return Rejection(record, RejectReason.MALFORMED_JSON, f"not valid JSON: {message}")
