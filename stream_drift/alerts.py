@@ -61,7 +61,35 @@ _STAT_NAMES: Final[Mapping[str, str]] = {
     "chi2": "chi-square",
 }
 
-_DEFAULT_RUNBOOK: Final = "https://github.com/stream-drift/stream-drift/blob/main/docs/runbook.md"
+#: Section of docs/runbook.md for an alert of each severity: the anchor of its heading, which
+#: is also the name of the Prometheus alert (``StreamDriftWarning``, ``StreamDriftCritical``).
+RUNBOOK_SECTIONS: Final[Mapping[Severity, str]] = {
+    Severity.WARNING: "streamdriftwarning",
+    Severity.CRITICAL: "streamdriftcritical",
+}
+
+
+def check_runbook_base_url(url: object) -> str | None:
+    """Why ``url`` cannot be a runbook base URL, or ``None`` when it can.
+
+    Examples
+    --------
+    >>> check_runbook_base_url("https://wiki.example.org/stream-drift/runbook.md") is None
+    True
+    >>> check_runbook_base_url("")  is None
+    True
+    >>> check_runbook_base_url("docs/runbook.md")
+    "must be an http(s) URL or empty, got 'docs/runbook.md'"
+    """
+    if not isinstance(url, str):
+        return f"must be a string, got {url!r}"
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+        return f"must be an http(s) URL or empty, got {url!r}"
+    if "#" in url:
+        return f"must not contain '#' (each alert appends its section's anchor), got {url!r}"
+    return None
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -93,9 +121,12 @@ class AlertPolicy:
     cooldown_seconds
         Evaluation time after a resolve during which the same key cannot fire
         again (>= 0).
-    runbook_url
-        Link put in every alert (``http://`` or ``https://``); ``""`` for none (the
-        alert then carries ``"runbook_url": ""``).
+    runbook_base_url
+        Where the team's copy of ``docs/runbook.md`` is served (``http://`` or
+        ``https://``, no ``#``). Each alert links to its section:
+        ``<base>#streamdriftwarning`` or ``<base>#streamdriftcritical``. ``""`` (the
+        default) for no link: the alert then carries ``"runbook_url": ""``, never an
+        invented address.
 
     Raises
     ------
@@ -116,7 +147,7 @@ class AlertPolicy:
     resolve_after: int = 2
     resolve_ratio: float = 0.8
     cooldown_seconds: float = 600.0
-    runbook_url: str = _DEFAULT_RUNBOOK
+    runbook_base_url: str = ""
 
     def __post_init__(self) -> None:
         _check_int("fire_after", self.fire_after, 1)
@@ -138,11 +169,24 @@ class AlertPolicy:
             raise ValueError(
                 f"AlertPolicy.cooldown_seconds must be a finite number >= 0, got {cooldown!r}"
             )
-        url = self.runbook_url
-        if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))):
-            raise ValueError(
-                f"AlertPolicy.runbook_url must be an http(s) URL or empty, got {url!r}"
-            )
+        problem = check_runbook_base_url(self.runbook_base_url)
+        if problem is not None:
+            raise ValueError(f"AlertPolicy.runbook_base_url {problem}")
+
+    def runbook_url(self, severity: Severity) -> str:
+        """Link to the runbook section of an alert of ``severity``; ``""`` without a base.
+
+        Examples
+        --------
+        >>> AlertPolicy(runbook_base_url="https://wiki.example.org/runbook").runbook_url(
+        ...     Severity.CRITICAL)
+        'https://wiki.example.org/runbook#streamdriftcritical'
+        >>> AlertPolicy().runbook_url(Severity.WARNING)
+        ''
+        """
+        if not self.runbook_base_url:
+            return ""
+        return f"{self.runbook_base_url}#{RUNBOOK_SECTIONS[severity]}"
 
 
 @dataclass(slots=True)
@@ -521,7 +565,7 @@ class AlertTracker:
             "top_bins": bins,
             "first_detected_at": format_timestamp(first_detected_at),
             "evaluated_at": format_timestamp(evaluated_at),
-            "runbook_url": self.policy.runbook_url,
+            "runbook_url": self.policy.runbook_url(severity),
             "dedup_key": f"{model}/{feature}/{result.statistic}",
         }
         alert["summary"] = _summary(

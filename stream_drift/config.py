@@ -57,6 +57,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from stream_drift.alerts import check_runbook_base_url
+
 __all__ = [
     "ENV_PREFIX",
     "STATISTICS",
@@ -504,7 +506,15 @@ class AlertsSettings(_Section):
     cooldown_seconds: NonNegativeFloat = Field(
         default=600.0, description="Quiet time after resolving."
     )
-    runbook_url: Str = Field(default="", description="Link put in every alert; empty for none.")
+    runbook_base_url: Str = Field(
+        default="",
+        description="URL of your copy of docs/runbook.md; alerts link to <url>#<section>. "
+        "Empty: no link.",
+    )
+
+    def _problems(self) -> list[tuple[str, str]]:
+        problem = check_runbook_base_url(self.runbook_base_url)
+        return [] if problem is None else [(self._key("runbook_base_url"), problem)]
 
 
 class ReferencesSettings(_Section):

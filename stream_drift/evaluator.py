@@ -16,6 +16,7 @@ the windows of a model whose traffic stopped). Counts of a step that already clo
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ class WindowResult:
     n_events: int
     late_events: int
     evaluations: dict[str, FeatureEvaluation]
+    evaluation_seconds: float = 0.0
+    """Wall time of the evaluation and the alert decisions (not part of the message)."""
 
     @property
     def drifted(self) -> list[str]:
@@ -370,10 +373,23 @@ class ModelEvaluator:
             out.merged_events, out.late_events = window.merge(message, now)
         for version, window in self.versions.items():
             for start, end, n in window.advance(now):
+                began = time.perf_counter()
                 result = self._evaluate(version, window, start, end, n, now)
-                out.results.append(result)
                 out.alerts.extend(self._decide(result))
+                result.evaluation_seconds = time.perf_counter() - began
+                out.results.append(result)
         return out
+
+    def watermark_lag(self, now: float) -> float | None:
+        """Processing time minus the oldest watermark of the model's versions (time windows).
+
+        ``None`` for count windows and before any data. Large while the model's event time
+        lags behind the clock: a backlog being drained, a stalled source, or skewed clocks.
+        """
+        if self.window_policy.kind != "time":
+            return None
+        marks = [m for w in self.versions.values() if (m := w.watermark(now)) is not None]
+        return now - min(marks) if marks else None
 
     def _window_for(self, partial: Partial) -> VersionWindow | None:
         window = self.versions.get(partial.model_version)

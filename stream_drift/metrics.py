@@ -30,6 +30,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from stream_drift import __version__
 from stream_drift.stats.result import DriftResult, Severity
 
 __all__ = ["EVALUATION_BUCKETS", "EVENT_OUTCOMES", "DriftMetrics"]
@@ -142,6 +143,12 @@ class DriftMetrics:
             "p-value of the drift statistic in the last judged window (absent when none).",
             _STAT_LABELS,
         )
+        self.threshold = gauge(
+            "stream_drift_threshold",
+            "Threshold the statistic was judged against in the last judged window "
+            "(it moves with the window's sample size).",
+            _STAT_LABELS,
+        )
         self.alert_state = gauge(
             "stream_drift_alert_state",
             "Alert state of a feature statistic: 0 ok, 1 warning, 2 critical.",
@@ -161,6 +168,17 @@ class DriftMetrics:
             "stream_drift_last_evaluation_timestamp_seconds",
             "Unix time of the last drift evaluation of a model.",
             ("model",),
+        )
+        self.watermark_lag = gauge(
+            "stream_drift_watermark_lag_seconds",
+            "Processing time minus the model's event-time watermark.",
+            ("model",),
+        )
+        self.consumer_lag = gauge(
+            "stream_drift_consumer_lag_records",
+            "Stage-1 consumer lag: high-water mark minus the next offset to ingest, for the "
+            "partitions this worker consumes.",
+            ("topic", "partition"),
         )
         self.events = counter(
             "stream_drift_events_total",
@@ -190,32 +208,57 @@ class DriftMetrics:
         )
         self.evaluation_duration = Histogram(
             "stream_drift_evaluation_duration_seconds",
-            "Wall time of one drift evaluation pass.",
+            "Wall time of one window evaluation (all statistics of all features, and the "
+            "alert decisions).",
             registry=registry,
             buckets=tuple(buckets),
         )
+        self.window_size = Gauge(
+            "stream_drift_window_size_seconds",
+            "Configured window size (time windows).",
+            registry=registry,
+        )
+        self.window_step = Gauge(
+            "stream_drift_window_step_seconds",
+            "Configured window step: each model is evaluated once per step.",
+            registry=registry,
+        )
+        self.build_info = Gauge(
+            "stream_drift_build_info",
+            "Always 1; the version label says which stream-drift release runs.",
+            ("version",),
+            registry=registry,
+        )
+        self.build_info.labels(version=__version__).set(1)
         self._by_name: dict[str, Labelled] = {
             "stream_drift_statistic": self.statistic,
             "stream_drift_p_value": self.p_value,
+            "stream_drift_threshold": self.threshold,
             "stream_drift_alert_state": self.alert_state,
             "stream_drift_window_samples": self.window_samples,
             "stream_drift_missing_ratio": self.missing_ratio,
             "stream_drift_last_evaluation_timestamp_seconds": self.last_evaluation,
+            "stream_drift_watermark_lag_seconds": self.watermark_lag,
+            "stream_drift_consumer_lag_records": self.consumer_lag,
             "stream_drift_events_total": self.events,
             "stream_drift_alerts_total": self.alerts,
             "stream_drift_deadletter_total": self.deadletter,
             "stream_drift_late_events_total": self.late_events,
         }
+        # Per-model gauges: exported by the worker owning the model's stage-2 partition only.
         self._gauge_names: Final = (
             "stream_drift_statistic",
             "stream_drift_p_value",
+            "stream_drift_threshold",
             "stream_drift_alert_state",
             "stream_drift_window_samples",
             "stream_drift_missing_ratio",
             "stream_drift_last_evaluation_timestamp_seconds",
+            "stream_drift_watermark_lag_seconds",
         )
         self._versioned_names: Final = frozenset(self._gauge_names) - {
-            "stream_drift_last_evaluation_timestamp_seconds"
+            "stream_drift_last_evaluation_timestamp_seconds",
+            "stream_drift_watermark_lag_seconds",
         }
         self._model_counter_names: Final = (
             "stream_drift_events_total",
@@ -294,9 +337,11 @@ class DriftMetrics:
         self._set("stream_drift_alert_state", labels, int(state))
         if not result.judged:
             self._remove("stream_drift_statistic", labels)
+            self._remove("stream_drift_threshold", labels)
             self._remove("stream_drift_p_value", labels)
             return
         self._set("stream_drift_statistic", labels, float(result.value))
+        self._set("stream_drift_threshold", labels, float(result.threshold))
         if result.p_value is None:
             self._remove("stream_drift_p_value", labels)
         else:
@@ -360,8 +405,45 @@ class DriftMetrics:
         """Record the Unix time of a model's last evaluation."""
         self._set("stream_drift_last_evaluation_timestamp_seconds", (model,), timestamp)
 
+    def set_watermark_lag(self, model: str, seconds: float) -> None:
+        """Export how far a model's event-time watermark is behind processing time."""
+        if not math.isfinite(seconds):
+            raise ValueError(f"watermark lag must be finite, got {seconds!r}")
+        self._set("stream_drift_watermark_lag_seconds", (model,), seconds)
+
+    def set_consumer_lag(self, topic: str, partition: int, records: int) -> None:
+        """Export the stage-1 lag of one source partition (negative values read as 0).
+
+        Examples
+        --------
+        >>> from prometheus_client import CollectorRegistry
+        >>> registry = CollectorRegistry()
+        >>> metrics = DriftMetrics(registry)
+        >>> metrics.set_consumer_lag("drift.events", 3, 1200)
+        >>> registry.get_sample_value(
+        ...     "stream_drift_consumer_lag_records", {"topic": "drift.events", "partition": "3"})
+        1200.0
+        >>> metrics.retain_partitions(set())
+        >>> registry.get_sample_value(
+        ...     "stream_drift_consumer_lag_records", {"topic": "drift.events", "partition": "3"})
+        """
+        self._set("stream_drift_consumer_lag_records", (topic, str(partition)), max(0, records))
+
+    def retain_partitions(self, owned: Collection[tuple[str, int]]) -> None:
+        """Remove the lag of every source partition not in ``owned`` (after a rebalance)."""
+        keep = {(topic, str(partition)) for topic, partition in owned}
+        with self._lock:
+            stale = [k for k in self._series["stream_drift_consumer_lag_records"] if k not in keep]
+        for labels in stale:
+            self._remove("stream_drift_consumer_lag_records", labels)
+
+    def set_window_policy(self, size_seconds: float, step_seconds: float) -> None:
+        """Export the configured window size and step (time windows)."""
+        self.window_size.set(size_seconds)
+        self.window_step.set(step_seconds)
+
     def observe_evaluation(self, seconds: float) -> None:
-        """Record the duration of one evaluation pass."""
+        """Record the duration of one window evaluation."""
         self.evaluation_duration.observe(seconds)
 
     @contextmanager

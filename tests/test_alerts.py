@@ -6,12 +6,14 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_drift.alerts import (
+    RUNBOOK_SECTIONS,
     AlertPolicy,
     AlertState,
     AlertTracker,
@@ -127,8 +129,9 @@ def feed(**policy: object) -> Feed:
         ("resolve_ratio", float("nan")),
         ("cooldown_seconds", -1.0),
         ("cooldown_seconds", float("inf")),
-        ("runbook_url", None),
-        ("runbook_url", "docs/runbook.md"),
+        ("runbook_base_url", None),
+        ("runbook_base_url", "docs/runbook.md"),
+        ("runbook_base_url", "https://wiki.example.org/runbook.md#drift"),
     ],
 )
 def test_policy_rejects_bad_values_naming_the_field(name: str, bad: object) -> None:
@@ -136,10 +139,27 @@ def test_policy_rejects_bad_values_naming_the_field(name: str, bad: object) -> N
         AlertPolicy(**{name: bad})  # type: ignore[arg-type]
 
 
-def test_empty_runbook_url_means_none() -> None:
-    f = feed(fire_after=1, runbook_url="")
+def test_no_runbook_base_url_means_no_link() -> None:
+    f = feed(fire_after=1)
     alert = f(result(DRIFT))
     assert alert is not None and alert["runbook_url"] == ""
+
+
+def test_runbook_url_links_the_section_of_the_alert_severity() -> None:
+    base = "https://wiki.example.org/stream-drift/runbook.md"
+    f = feed(fire_after=1, runbook_base_url=base)
+    warning = f(result(DRIFT))
+    critical = f(result(DRIFT, severity=Severity.CRITICAL))
+    assert warning is not None and warning["runbook_url"] == f"{base}#streamdriftwarning"
+    assert critical is not None and critical["status"] == "escalated"
+    assert critical["runbook_url"] == f"{base}#streamdriftcritical"
+
+
+def test_runbook_sections_exist_in_docs_runbook() -> None:
+    """Every anchor an alert links to is a heading of docs/runbook.md."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "runbook.md").read_text()
+    anchors = {line[3:].strip().lower() for line in text.splitlines() if line.startswith("## ")}
+    assert set(RUNBOOK_SECTIONS.values()) <= anchors
 
 
 def test_policy_defaults() -> None:
@@ -150,7 +170,7 @@ def test_policy_defaults() -> None:
         0.8,
         600.0,
     )
-    assert p.runbook_url.startswith("https://")
+    assert p.runbook_base_url == ""
 
 
 # -------------------------------------------------------------------- sequences
@@ -384,7 +404,7 @@ def test_every_field_present_with_the_right_type() -> None:
     assert firing["reference_id"] == "ref-abc"
     assert firing["model_version"] == "7"
     assert firing["top_bins"] == TOP_BINS
-    assert firing["runbook_url"] == AlertPolicy().runbook_url
+    assert firing["runbook_url"] == ""
     assert f.alerts[2]["p_value"] is None
 
 

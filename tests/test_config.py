@@ -164,13 +164,13 @@ def test_yaml_12_scalars(tmp_path: Path) -> None:
             """
             ingest: {known_models: [no, on, yes, off, 2024-01-01]}
             worker: {data_dir: "10:30"}
-            alerts: {runbook_url: off}
+            web: {host: off}
             """,
         ),
         env={},
     )
     assert s.ingest.known_models == ("no", "on", "yes", "off", "2024-01-01")
-    assert s.alerts.runbook_url == "off"
+    assert s.web.host == "off"
 
 
 def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
@@ -252,11 +252,11 @@ def test_env_strings_are_verbatim() -> None:
         env={
             "STREAM_DRIFT_APP_ID": "123",
             "STREAM_DRIFT_WORKER__DATA_DIR": "10:30",
-            "STREAM_DRIFT_ALERTS__RUNBOOK_URL": "yes",
+            "STREAM_DRIFT_WEB__HOST": "yes",
             "STREAM_DRIFT_INGEST__KNOWN_MODELS": "1, true",
         }
     )
-    assert (s.app_id, s.worker.data_dir, s.alerts.runbook_url) == ("123", "10:30", "yes")
+    assert (s.app_id, s.worker.data_dir, s.web.host) == ("123", "10:30", "yes")
     assert s.ingest.known_models == ("1", "true")
 
 
@@ -382,7 +382,15 @@ def test_unknown_key_without_close_match_lists_valid_keys(tmp_path: Path) -> Non
         ),
         ("decision: {correction: bonferroni}", "decision.correction: must be one of 'bh', "),
         ("alerts: {resolve_ratio: 0}", "alerts.resolve_ratio: must be a number > 0 and <= 1"),
-        ("alerts: {runbook_url: 5}", "alerts.runbook_url: must be a string, got 5"),
+        ("alerts: {runbook_base_url: 5}", "alerts.runbook_base_url: must be a string, got 5"),
+        (
+            "alerts: {runbook_base_url: docs/runbook.md}",
+            "alerts.runbook_base_url: must be an http(s) URL or empty, got 'docs/runbook.md'",
+        ),
+        (
+            "alerts: {runbook_base_url: 'https://wiki.example.org/runbook#top'}",
+            "alerts.runbook_base_url: must not contain '#'",
+        ),
         (
             "kafka: {bootstrap_servers: 'kafka://a:9092'}",
             "kafka.bootstrap_servers: must be 'embedded' or comma-separated host:port pairs",
@@ -524,7 +532,8 @@ def test_to_yaml_round_trip_of_defaults(tmp_path: Path) -> None:
     cooldown=st.floats(0, 1e7),
     port=st.integers(1, 65535),
     psi=st.floats(1e-9, 1e3),
-    runbook=st.text(max_size=40),
+    runbook=st.just("")
+    | st.from_regex(r"https?://[a-z0-9.]{1,20}(/[A-Za-z0-9._~-]{0,20})*", fullmatch=True),
     models=st.lists(st.text(min_size=1, max_size=10), max_size=4),
 )
 def test_to_yaml_round_trips(
@@ -547,7 +556,7 @@ def test_to_yaml_round_trips(
             "alerts.resolve_ratio": ratio,
             "alerts.cooldown_seconds": cooldown,
             "web.port": port,
-            "alerts.runbook_url": runbook,
+            "alerts.runbook_base_url": runbook,
             "ingest.known_models": models,
         }
     )

@@ -34,5 +34,5 @@ def test_demo_detects_injected_drift_and_nothing_else() -> None:
     firing = [a for a in summary["alerts"] if a["status"] == "firing"]
     assert {(a["model"], a["feature"]) for a in firing} == injected
     for a in firing:
-        assert a["runbook_url"].startswith("http")
+        assert a["runbook_url"] == ""  # the demo configures no runbook: no invented link
         assert a["model"] in a["summary"] and a["feature"] in a["summary"]

@@ -542,3 +542,31 @@ def test_windows_closed_together_are_each_evaluated_with_their_own_content() -> 
         )
         assert r.evaluations["x"].n_current == r.n_events
         assert r.evaluations["x"].results["psi"].value == pytest.approx(expected.value)
+
+
+# --------------------------------------------------------------------- figures for metrics
+
+
+def test_each_result_carries_the_time_its_evaluation_took() -> None:
+    rng = np.random.default_rng(3)
+    ev = _evaluator()
+    ev.handle(_partial("a", {T0: _values(rng, 200)}, T0 + 59, offset_end=1), now=1000.0)
+    [r] = ev.handle(_partial("a", {}, T0 + 70, offset_end=2), now=1001.0).results
+    assert 0.0 < r.evaluation_seconds < 10.0
+    assert "evaluation_seconds" not in r.to_dict()  # not part of the drift.results contract
+
+
+def test_watermark_lag_is_processing_time_minus_the_oldest_version_watermark() -> None:
+    rng = np.random.default_rng(4)
+    ev = _evaluator()
+    assert ev.watermark_lag(1000.0) is None  # no data yet
+    ev.handle(_partial("a", {T0: _values(rng, 10)}, T0 + 50, offset_end=1), now=T0 + 55)
+    # watermark = T0 + 50 - lateness; the source is active (heard 5 s ago)
+    assert ev.watermark_lag(T0 + 60) == pytest.approx(60 - 50 + LATENESS)
+    ev.handle(
+        _partial("a", {T0: _values(rng, 10)}, T0 + 20, offset_end=1, version="2"), now=T0 + 58
+    )
+    assert ev.watermark_lag(T0 + 60) == pytest.approx(60 - 20 + LATENESS)
+    count = ModelEvaluator("m", _registry(), _policy(kind="count"), _decision())
+    count.handle(_partial("a", {T0: _values(rng, 10)}, T0 + 50, offset_end=1), now=T0 + 55)
+    assert count.watermark_lag(T0 + 60) is None

@@ -29,6 +29,12 @@ EXPECTED: dict[str, tuple[str, frozenset[str]]] = {
     "stream_drift_series_dropped_total": ("counter", frozenset({"metric"})),
     "stream_drift_deadletter_total": ("counter", frozenset({"reason"})),
     "stream_drift_late_events_total": ("counter", frozenset({"model"})),
+    "stream_drift_threshold": ("gauge", frozenset(STAT)),
+    "stream_drift_watermark_lag_seconds": ("gauge", frozenset({"model"})),
+    "stream_drift_consumer_lag_records": ("gauge", frozenset({"topic", "partition"})),
+    "stream_drift_window_size_seconds": ("gauge", frozenset()),
+    "stream_drift_window_step_seconds": ("gauge", frozenset()),
+    "stream_drift_build_info": ("gauge", frozenset({"version"})),
 }
 
 
@@ -67,6 +73,9 @@ def populate(m: DriftMetrics, model: str = "fraud", feature: str = "amount") -> 
     m.count_deadletter("bad_json")
     m.mark_evaluated(model, 1_764_237_905.0)
     m.observe_evaluation(0.01)
+    m.set_watermark_lag(model, 12.5)
+    m.set_consumer_lag("drift.events", 0, 40)
+    m.set_window_policy(300, 60)
 
 
 def exposition(registry: CollectorRegistry) -> str:
@@ -163,6 +172,59 @@ def test_unjudged_window_removes_statistic_but_keeps_alert_state(
     assert registry.get_sample_value("stream_drift_alert_state", stat_labels()) == 1
 
 
+def test_threshold_follows_the_judged_value_and_goes_with_it(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    r = DriftResult("psi", 0.31, 0.137, 1e-9, True, Severity.WARNING, 100_000, 800)
+    metrics.observe_result("fraud", "7", "amount", r, Severity.WARNING)
+    assert registry.get_sample_value("stream_drift_threshold", stat_labels()) == 0.137
+    metrics.observe_result("fraud", "7", "amount", psi(2.5, judged=False), Severity.WARNING)
+    assert registry.get_sample_value("stream_drift_threshold", stat_labels()) is None
+
+
+def test_build_info_names_the_running_version(registry: CollectorRegistry) -> None:
+    from stream_drift import __version__
+
+    DriftMetrics(registry)
+    assert registry.get_sample_value("stream_drift_build_info", {"version": __version__}) == 1
+
+
+def test_watermark_lag_is_a_model_gauge(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
+    metrics.set_watermark_lag("fraud", 42.0)
+    assert registry.get_sample_value("stream_drift_watermark_lag_seconds", {"model": "fraud"}) == 42
+    assert metrics.owned_models == {"fraud"}
+    metrics.retain_only(())  # a rebalance: the new owner exports it
+    assert (
+        registry.get_sample_value("stream_drift_watermark_lag_seconds", {"model": "fraud"}) is None
+    )
+    with pytest.raises(ValueError, match="finite"):
+        metrics.set_watermark_lag("fraud", float("nan"))
+
+
+def test_consumer_lag_per_owned_partition(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    def lag(p: int) -> float | None:
+        return registry.get_sample_value(
+            "stream_drift_consumer_lag_records", {"topic": "drift.events", "partition": str(p)}
+        )
+
+    metrics.set_consumer_lag("drift.events", 0, 100)
+    metrics.set_consumer_lag("drift.events", 1, -3)  # a stale high-water mark never reads < 0
+    assert (lag(0), lag(1)) == (100, 0)
+    metrics.retain_partitions([("drift.events", 1)])
+    assert (lag(0), lag(1)) == (None, 0)
+    # stage-2 rebalances do not touch stage-1 series
+    metrics.retain_only(())
+    assert lag(1) == 0
+
+
+def test_window_policy_gauges(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
+    metrics.set_window_policy(600, 120)
+    assert registry.get_sample_value("stream_drift_window_size_seconds") == 600
+    assert registry.get_sample_value("stream_drift_window_step_seconds") == 120
+
+
 def test_window_gauges(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
     metrics.set_window("fraud", "7", "amount", 5231, 0.25)
     assert registry.get_sample_value("stream_drift_window_samples", window_labels()) == 5231
@@ -236,10 +298,10 @@ def test_time_evaluation_records_even_when_the_body_raises(
 
 # --------------------------------------------------------------------- series cap
 def test_cap_drops_new_label_sets_and_counts_them(registry: CollectorRegistry) -> None:
-    m = DriftMetrics(registry, max_series=3)
-    m.observe_result("fraud", "7", "amount", psi(), Severity.WARNING)  # 3 series
-    assert m.series_count == 3
-    m.observe_result("fraud", "7", "age", psi(), Severity.OK)  # 3 refused
+    m = DriftMetrics(registry, max_series=4)
+    m.observe_result("fraud", "7", "amount", psi(), Severity.WARNING)  # 4 series
+    assert m.series_count == 4
+    m.observe_result("fraud", "7", "age", psi(), Severity.OK)  # 4 refused
     m.count_events("churn", "accepted")  # refused
     get = registry.get_sample_value
     assert get("stream_drift_statistic", stat_labels(feature="age")) is None
@@ -248,13 +310,14 @@ def test_cap_drops_new_label_sets_and_counts_them(registry: CollectorRegistry) -
     dropped = "stream_drift_series_dropped_total"
     assert get(dropped, {"metric": "stream_drift_statistic"}) == 1
     assert get(dropped, {"metric": "stream_drift_p_value"}) == 1
+    assert get(dropped, {"metric": "stream_drift_threshold"}) == 1
     assert get(dropped, {"metric": "stream_drift_alert_state"}) == 1
     assert get(dropped, {"metric": "stream_drift_events_total"}) == 1
     # existing series still update
     m.observe_result("fraud", "7", "amount", psi(0.5, 1e-3), Severity.CRITICAL)
     assert get("stream_drift_statistic", stat_labels()) == 0.5
     assert get("stream_drift_alert_state", stat_labels()) == 2
-    assert m.series_count == 3
+    assert m.series_count == 4
 
 
 def test_cap_counts_across_metrics_and_frees_room_on_removal(registry: CollectorRegistry) -> None:
@@ -352,7 +415,8 @@ def test_retain_only_keeps_owned_models(registry: CollectorRegistry, metrics: Dr
     assert metrics.owned_models == frozenset()
     assert get("stream_drift_events_total", {"model": "a", "outcome": "accepted"}) is None
     assert get("stream_drift_deadletter_total", {"reason": "bad_json"}) == 3
-    assert metrics.series_count == 1  # only the deadletter counter is left
+    # only the deadletter counter and the stage-1 lag (not a model's series) are left
+    assert metrics.series_count == 2
 
 
 def test_forgotten_series_can_come_back(registry: CollectorRegistry, metrics: DriftMetrics) -> None:

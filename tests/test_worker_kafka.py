@@ -296,7 +296,7 @@ def make_settings(
             },
             "topics": {role: f"{app_id}.{role}" for role in ROLES},
             "window": window,
-            "alerts": {"fire_after": 1, "runbook_url": RUNBOOK},
+            "alerts": {"fire_after": 1, "runbook_base_url": RUNBOOK},
             "web": {"port": find_free_port()},
             "worker": {"data_dir": str(workdir / "data")},
             **sections,
@@ -559,7 +559,7 @@ def test_injected_drift_fires_one_complete_alert(sliding: Deployment, tmp_path: 
         "n_reference": 20_000,
         "reference_id": profile.id,
         "top_bins": offline.evaluations["amount"].top_bins,
-        "runbook_url": RUNBOOK,
+        "runbook_url": f"{RUNBOOK}#streamdriftcritical",
     }
     assert {k: alert[k] for k in exact} == exact, context
     assert psi.n_current == 500 and profile.series["amount"].histogram.n == 20_000
@@ -757,6 +757,8 @@ def test_bad_records_are_dead_lettered_and_counts_stay_exact(sliding: Deployment
             DEADLETTER_MODEL,
         ),
         (b'{"model": "no-such-model", "features": {"amount": 1.0}}', "unknown_model", "_unknown"),
+        # a name no reference knows never becomes a label value, whatever the reason
+        (b'{"model": "junk-7f3a", "features": {"amount": [1]}}', "invalid_type", "_unknown"),
         (encode(padded), "oversize", "_unknown"),
     ]
     assert len(bad[-1][0]) > MAX_MESSAGE_BYTES
@@ -843,6 +845,7 @@ def test_bad_records_are_dead_lettered_and_counts_stay_exact(sliding: Deployment
         assert events_total(label, "invalid") == n, (label, context)
     assert events_total("no-such-model", "accepted") is None, context
     assert events_total("no-such-model", "invalid") is None, context  # no label per junk name
+    assert events_total("junk-7f3a", "invalid") is None, context
     dead = {
         dict(labels)["reason"]: value
         for (name, labels), value in samples.items()

@@ -75,10 +75,10 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
         if out.late_events:
             metrics.count_events(model, "late", out.late_events)
         for result in out.results:
-            with metrics.time_evaluation():
-                await topics.results.send(
-                    key=model.encode(), value=json.dumps(result.to_dict()).encode()
-                )
+            metrics.observe_evaluation(result.evaluation_seconds)
+            await topics.results.send(
+                key=model.encode(), value=json.dumps(result.to_dict()).encode()
+            )
             for feature, evaluation in result.evaluations.items():
                 metrics.set_window(
                     model,
@@ -95,6 +95,9 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
                     )
                     metrics.observe_result(model, result.model_version, feature, r, state)
             metrics.mark_evaluated(model, result.evaluated_at)
+        lag = ev.watermark_lag(time.time())
+        if lag is not None:
+            metrics.set_watermark_lag(model, lag)
         for alert in out.alerts:
             await topics.alerts.send(
                 key=str(alert["dedup_key"]).encode(), value=json.dumps(alert).encode()

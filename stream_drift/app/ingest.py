@@ -42,7 +42,13 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.service.flush()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        self.service.runtime.health["ingest_partitions"] = sorted(tp.partition for tp in assigned)
+        service = self.service
+        service.runtime.health["ingest_partitions"] = sorted(tp.partition for tp in assigned)
+        # One writer per lag series: drop the partitions that moved to another worker.
+        service.runtime.metrics.retain_partitions([(tp.topic, tp.partition) for tp in assigned])
+        for tp in list(service.next_offsets):
+            if tp not in assigned:
+                del service.next_offsets[tp]
 
 
 class IngestService(mode.Service):
@@ -59,6 +65,7 @@ class IngestService(mode.Service):
             warmup=runtime.warmup(),
         )
         self._offsets: dict[TopicPartition, int] = {}
+        self.next_offsets: dict[TopicPartition, int] = {}  # next offset to ingest, for the lag
         self._pending: list[Any] = []  # send futures of dead letters since the last flush
         self._last_flush = time.monotonic()
         self._consumed = 0
@@ -140,18 +147,33 @@ class IngestService(mode.Service):
                             RawRecord(m.value, tp.topic, tp.partition, m.offset, m.timestamp, m.key)
                         )
                     self._offsets[tp] = msgs[-1].offset + 1
+                    self.next_offsets[tp] = msgs[-1].offset + 1
                 await self._handle(self.accumulator.add_records(records))
             if time.monotonic() - self._last_flush >= interval:
                 await self.flush()
+                self._export_lag()
         await self.flush()
+
+    def _export_lag(self) -> None:
+        """Export high-water mark minus next offset for every partition with a known mark."""
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            position = self.next_offsets.get(tp)
+            if highwater is None or position is None:
+                continue  # nothing fetched from it yet: no figure rather than a guess
+            self.runtime.metrics.set_consumer_lag(tp.topic, tp.partition, highwater - position)
 
     async def _handle(self, outcome: BatchOutcome) -> None:
         metrics = self.runtime.metrics
         for model, n in outcome.accepted.items():
             metrics.count_events(model, "accepted", n)
+        known = self.runtime.registry.models() if outcome.rejections else set()
         for rejection in outcome.rejections:
-            label = rejection.model if rejection.reason.value != "unknown_model" else None
-            metrics.count_events(label or UNKNOWN_MODEL_LABEL, "invalid")
+            # The label must stay bounded: a name read from a bad record is used only when it
+            # is a model with a reference, never whatever a producer wrote.
+            label = rejection.model if rejection.model in known else UNKNOWN_MODEL_LABEL
+            metrics.count_events(label, "invalid")
             metrics.count_deadletter(rejection.reason.value)
             fut = await self.topics.deadletter.send(
                 key=rejection.record.key, value=deadletter_payload(rejection)

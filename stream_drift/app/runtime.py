@@ -55,9 +55,8 @@ def decision_policy(settings: Settings) -> DecisionPolicy:
         "resolve_after": a.resolve_after,
         "resolve_ratio": a.resolve_ratio,
         "cooldown_seconds": float(a.cooldown_seconds),
+        "runbook_base_url": a.runbook_base_url,
     }
-    if a.runbook_url:
-        alert_kwargs["runbook_url"] = a.runbook_url
     return DecisionPolicy(
         statistics=build_statistics(settings),
         alert_on=tuple(settings.decision.alert_on),
@@ -79,6 +78,8 @@ class Runtime:
     def __post_init__(self) -> None:
         self.metrics = DriftMetrics(self.prometheus, max_series=self.settings.metrics.max_series)
         self.windows = window_policy(self.settings)
+        if self.windows.kind == "time":
+            self.metrics.set_window_policy(self.windows.size_seconds, self.windows.step_seconds)
         self.decision = decision_policy(self.settings)
         for path in self.settings.references.files:
             self.registry.add(ReferenceProfile.load(path))
