@@ -383,13 +383,17 @@ class ModelEvaluator:
     def watermark_lag(self, now: float) -> float | None:
         """Processing time minus the oldest watermark of the model's versions (time windows).
 
-        ``None`` for count windows and before any data. Large while the model's event time
-        lags behind the clock: a backlog being drained, a stalled source, or skewed clocks.
+        ``None`` for count windows, before any data, and while a source partition not heard
+        from yet holds the windows back (the watermark is then ``-inf``: no figure rather
+        than an infinite one). Large while the model's event time lags behind the clock: a
+        backlog being drained, a stalled source, or skewed clocks.
         """
         if self.window_policy.kind != "time":
             return None
         marks = [m for w in self.versions.values() if (m := w.watermark(now)) is not None]
-        return now - min(marks) if marks else None
+        if not marks or not math.isfinite(lag := now - min(marks)):
+            return None
+        return lag
 
     def _window_for(self, partial: Partial) -> VersionWindow | None:
         window = self.versions.get(partial.model_version)

@@ -570,3 +570,17 @@ def test_watermark_lag_is_processing_time_minus_the_oldest_version_watermark() -
     count = ModelEvaluator("m", _registry(), _policy(kind="count"), _decision())
     count.handle(_partial("a", {T0: _values(rng, 10)}, T0 + 50, offset_end=1), now=T0 + 55)
     assert count.watermark_lag(T0 + 60) is None
+
+
+def test_no_watermark_lag_while_an_unheard_partition_holds_the_windows_back() -> None:
+    """The watermark is -inf until every source partition reported (or the idle timeout):
+    the lag is then unknown, never infinite (an infinite gauge crashed the agent once)."""
+    rng = np.random.default_rng(5)
+    ev = _evaluator()
+    p = _partial("drift.events/0", {T0: _values(rng, 10)}, T0 + 50, offset_end=1)
+    p.source_partitions = 4
+    ev.handle(p, now=T0 + 55)
+    assert _window(ev).watermark(T0 + 56) == -np.inf
+    assert ev.watermark_lag(T0 + 56) is None
+    # after the idle timeout the others stop holding it back: a finite lag again
+    assert ev.watermark_lag(T0 + 55 + IDLE + 1) is not None
