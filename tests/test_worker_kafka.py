@@ -738,7 +738,7 @@ def test_bad_records_are_dead_lettered_and_counts_stay_exact(sliding: Deployment
     """Malformed, ill-typed, unknown-model and oversize records go to the dead-letter topic
     with the reason and their exact bytes; good events are counted exactly once."""
     d, worker = sliding, sliding.worker
-    good = make_events(DEADLETTER_MODEL, 40, rate=10.0, seed=41, start=next_base())
+    good = make_events(DEADLETTER_MODEL, 45, rate=10.0, seed=41, start=next_base())
     padded = dict(good[0], event_id="padded", pad="x" * (MAX_MESSAGE_BYTES + 100))
     # (value, reason, label of the events_total{outcome="invalid"} series)
     bad: list[tuple[bytes, str, str]] = [
