@@ -468,6 +468,7 @@ def test_drift_pages_through_prometheus_and_alertmanager(stack: Stack) -> None:
     )
     delay = received - injected
     print(f"\ndrift injected -> page received at the webhook: {delay:.1f} s")
+    print(f"summary: {alert['annotations'].get('summary')}")
     labels, annotations = alert["labels"], alert["annotations"]
     context = s.logs()
     assert (labels["model"], labels["feature"], labels["statistic"]) == (
