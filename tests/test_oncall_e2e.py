@@ -214,6 +214,13 @@ class LiveStream:
         }
         return json.dumps(event).encode()
 
+    def _junk(self) -> bytes:
+        """A bad record naming a new model each time: dead-lettered, never a new label."""
+        n = next(self._ids)
+        if n % 2:
+            return json.dumps({"model": f"junk-{n}", "features": {"amount": [n]}}).encode()
+        return json.dumps({"model": f"nobody-{n}", "features": {"amount": 1.0}}).encode()
+
     async def _run(self) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
         try:
@@ -223,6 +230,7 @@ class LiveStream:
             partitions = itertools.cycle(range(4))
             while not self._stop.is_set():
                 began = time.time()
+                await producer.send(self.topic, self._junk(), partition=next(partitions))
                 for i in range(per_tick):
                     ts = began + i * tick / per_tick
                     for model in MODELS:
@@ -489,6 +497,7 @@ def test_drift_pages_through_prometheus_and_alertmanager(stack: Stack) -> None:
 
     # 2. Dashboards: every query runs here; the main panels have data.
     check_dashboards(s)
+    check_labels_are_bounded(s)
 
     # Nothing else fired: not the steady model, not fraud's other features, no health alert.
     others = [
@@ -563,3 +572,44 @@ def check_dashboards(s: Stack) -> None:
     assert errors == [], errors
     missing = [p for p in MAIN_PANELS if not any(p in title for title in with_data)]
     assert missing == [], f"main panels without data: {missing}; empty panels: {empty}"
+
+
+# ------------------------------------------------------------------------------ labels
+
+#: Every label a stream_drift series may carry, with its allowed values (None: any of a
+#: bounded set checked elsewhere, e.g. job/instance added by Prometheus).
+ALLOWED_LABELS: dict[str, set[str] | None] = {
+    "__name__": None,
+    "job": None,
+    "instance": None,
+    "runbook_base_url": None,
+    "model": {*MODELS, "_unknown"},
+    "model_version": {VERSION},
+    "feature": {*FEATURES, "prediction"},
+    "statistic": {"psi", "kl", "js", "ks", "chi2"},
+    "outcome": {"accepted", "invalid", "late"},
+    "severity": {"warning", "critical"},
+    "reason": {"malformed_json", "invalid_type", "unknown_model"},
+    "topic": None,
+    "partition": {"0", "1", "2", "3"},
+    "version": None,
+    "le": None,
+}
+
+
+def check_labels_are_bounded(s: Stack) -> None:
+    """No series carries a raw value or a name a producer made up (the stream sends a bad
+    record with a new model name five times a second)."""
+    answer = s.query('{__name__=~"stream_drift_.+"}')
+    assert answer["status"] == "success", answer
+    series = [r["metric"] for r in answer["data"]["result"]]
+    assert len(series) > 50, series
+    bad = [
+        (m["__name__"], k, v)
+        for m in series
+        for k, v in m.items()
+        if k not in ALLOWED_LABELS or (ALLOWED_LABELS[k] is not None and v not in ALLOWED_LABELS[k])
+    ]
+    assert bad == [], bad
+    invalid = s.query('sum(stream_drift_events_total{model="_unknown",outcome="invalid"})')
+    assert float(invalid["data"]["result"][0]["value"][1]) > 0, invalid
