@@ -547,7 +547,17 @@ def test_drift_pages_through_prometheus_and_alertmanager(stack: Stack) -> None:
 # --------------------------------------------------------------------------- dashboards
 
 #: Panels that must show data while a drifting stream flows (title substrings, lowercase).
-MAIN_PANELS = ("psi", "events", "alert state", "window samples", "threshold")
+MAIN_PANELS = (
+    "psi",
+    "events/s",
+    "alert state",
+    "window samples",
+    "threshold",
+    "consumer lag",
+    "watermark lag",
+    "evaluation latency",
+    "time since last evaluation",
+)
 
 
 def check_dashboards(s: Stack) -> None:
