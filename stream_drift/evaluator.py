@@ -123,6 +123,43 @@ def _hist_dict(hists: dict[str, Histogram]) -> dict[str, Any]:
     return {name: h.to_dict() for name, h in hists.items()}
 
 
+@dataclass
+class AppliedRange:
+    """What stage 2 applied from one source partition's current chunk of offsets.
+
+    Stage 1 sends a chunk's partial cumulatively (every event of ``[start, end)``), so the
+    next partial of the same chunk — resent while the chunk fills, or replayed after a crash
+    — contains this content plus what is new; only the difference is applied. Histograms are
+    kept for the steps that are still open only (a closed step's new events are late, so
+    only their number matters).
+    """
+
+    start: int
+    end: int
+    events: dict[float, int] = field(default_factory=dict)
+    steps: dict[float, dict[str, Histogram]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "events": {repr(k): v for k, v in self.events.items()},
+            "steps": {repr(k): _hist_dict(v) for k, v in self.steps.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], bins: dict[str, Any]) -> AppliedRange:
+        return cls(
+            start=int(data["start"]),
+            end=int(data["end"]),
+            events={float(k): int(v) for k, v in data["events"].items()},
+            steps={
+                float(k): {n: Histogram.from_dict(h, bins[n]) for n, h in v.items() if n in bins}
+                for k, v in data["steps"].items()
+            },
+        )
+
+
 class VersionWindow:
     """Window state of one model version against one reference."""
 
@@ -141,8 +178,13 @@ class VersionWindow:
         self.sources: dict[str, tuple[float, float]] = {}
         self.expected_sources: set[str] = set()
         self.first_seen: float | None = None
+        self.applied: dict[str, AppliedRange] = {}
         self.applied_offsets: dict[str, int] = {}
+        """Legacy de-duplication of partials without an offset range (older stage 1)."""
         self.duplicate_events = 0
+        self.inconsistent_events = 0
+        """Events a replay did not explain (a chunk size changed between runs, or a replayed
+        chunk held fewer events than applied): applied as they came, or dropped if negative."""
         self.late_events = 0
         self.max_event_time = -math.inf
         self.count_first: float | None = None
@@ -151,14 +193,14 @@ class VersionWindow:
     def merge(self, partial: Partial, now: float) -> tuple[int, int]:
         """Merge a partial; return (events merged, events late).
 
-        A partial whose source offsets were all applied already (a replay after a crash or
-        a rebalance) is skipped and counted in ``duplicate_events``.
+        Whatever of the partial's offset range was applied already (a chunk resent while it
+        fills, a replay after a crash or a rebalance) is subtracted first and counted in
+        ``duplicate_events``: each event of the source is counted once.
         """
-        applied = self.applied_offsets.get(partial.source, -1)
-        if 0 <= partial.offset_end <= applied:
-            self.duplicate_events += partial.n_events
+        content = self._new_content(partial)
+        if content is None:
             return 0, 0
-        self.applied_offsets[partial.source] = max(applied, partial.offset_end)
+        steps, events = content
         previous = self.sources.get(partial.source, (-math.inf, now))[0]
         self.sources[partial.source] = (max(previous, partial.watermark), now)
         if self.first_seen is None:
@@ -168,28 +210,24 @@ class VersionWindow:
             self.expected_sources.update(f"{topic}/{i}" for i in range(partial.source_partitions))
         self.max_event_time = max(self.max_event_time, partial.watermark)
         merged = late = 0
-        for step, series in partial.steps.items():
-            n = partial.events.get(step, 0)
+        for step, series in steps.items():
+            n = events.get(step, 0)
             key = 0.0 if self.policy.kind == "count" else step
             if self.policy.kind == "time" and self._is_closed(step):
                 late += n
                 continue
             merged += n
             hists = self.pending.setdefault(key, {})
-            for name, data in series.items():
-                profile = self.reference.series.get(name)
-                if profile is None:
-                    continue
-                h = Histogram.from_dict(data, profile.histogram.binning)
+            for name, h in series.items():
                 if name in hists:
                     hists[name].merge_in(h)
                 else:
-                    hists[name] = h
+                    hists[name] = h.copy()
             self.pending_events[key] = self.pending_events.get(key, 0) + n
             if self.policy.kind == "count":
                 self.count_first = step if self.count_first is None else min(self.count_first, step)
-        for step, n in partial.events.items():
-            if step not in partial.steps:  # events whose series were all unknown
+        for step, n in events.items():
+            if step not in steps:  # events whose series were all unknown
                 if self.policy.kind == "time" and self._is_closed(step):
                     late += n
                 else:
@@ -198,6 +236,95 @@ class VersionWindow:
                     self.pending_events[key] = self.pending_events.get(key, 0) + n
         self.late_events += late
         return merged, late
+
+    # -- de-duplication ----------------------------------------------------------------------
+    def _histograms(self, partial: Partial) -> dict[float, dict[str, Histogram]]:
+        out: dict[float, dict[str, Histogram]] = {}
+        for step, series in partial.steps.items():
+            hists = out.setdefault(step, {})
+            for name, data in series.items():
+                profile = self.reference.series.get(name)
+                if profile is not None:
+                    hists[name] = Histogram.from_dict(data, profile.histogram.binning)
+        return out
+
+    def _new_content(
+        self, partial: Partial
+    ) -> tuple[dict[float, dict[str, Histogram]], dict[float, int]] | None:
+        """The part of ``partial`` not applied yet, as (histograms, events) per step."""
+        source, start, end = partial.source, partial.offset_start, partial.offset_end
+        if start < 0:  # an older stage 1: whole partials, skipped when wholly applied
+            applied = self.applied_offsets.get(source, -1)
+            if 0 <= end <= applied:
+                self.duplicate_events += partial.n_events
+                return None
+            self.applied_offsets[source] = max(applied, end)
+            return self._histograms(partial), dict(partial.events)
+        done = self.applied.get(source)
+        if done is not None and end <= done.end and start >= done.start:
+            self.duplicate_events += partial.n_events  # wholly applied already
+            return None
+        if done is not None and end <= done.start:
+            self.duplicate_events += partial.n_events  # an older chunk, applied before
+            return None
+        steps, events = self._histograms(partial), dict(partial.events)
+        if done is not None and start == done.start:
+            new_steps, new_events = self._subtract(steps, events, done)
+        else:
+            if done is not None and start < done.end:
+                # Overlaps what was applied but does not start where it started (the chunk
+                # size changed between runs): the overlap cannot be told apart.
+                self.inconsistent_events += partial.n_events
+            new_steps, new_events = steps, events
+        self.duplicate_events += partial.n_events - sum(new_events.values())
+        self.applied[source] = self._remember(start, end, steps, events)
+        return new_steps, new_events
+
+    def _subtract(
+        self,
+        steps: dict[float, dict[str, Histogram]],
+        events: dict[float, int],
+        done: AppliedRange,
+    ) -> tuple[dict[float, dict[str, Histogram]], dict[float, int]]:
+        new_events: dict[float, int] = {}
+        for step, n in events.items():
+            extra = n - done.events.get(step, 0)
+            if extra < 0:
+                self.inconsistent_events += -extra
+                extra = 0
+            if extra:
+                new_events[step] = extra
+        new_steps: dict[float, dict[str, Histogram]] = {}
+        for step, series in steps.items():
+            if step not in new_events:
+                continue
+            before = done.steps.get(step, {})
+            out = new_steps[step] = {}
+            for name, h in series.items():
+                old = before.get(name)
+                if old is None:
+                    out[name] = h
+                    continue
+                try:
+                    out[name] = h.copy().subtract(old)
+                except ValueError:  # fewer counts than applied: not the same records
+                    self.inconsistent_events += new_events[step]
+                    out[name] = h
+        return new_steps, new_events
+
+    def _remember(
+        self,
+        start: int,
+        end: int,
+        steps: dict[float, dict[str, Histogram]],
+        events: dict[float, int],
+    ) -> AppliedRange:
+        open_steps = {
+            step: hists
+            for step, hists in steps.items()
+            if self.policy.kind == "count" or not self._is_closed(step)
+        }
+        return AppliedRange(start, end, dict(events), open_steps)
 
     def _is_closed(self, step: float) -> bool:
         return self.last_closed_end is not None and step + self.policy.step_seconds <= (
@@ -297,8 +424,10 @@ class VersionWindow:
             "sources": {k: list(v) for k, v in self.sources.items()},
             "expected_sources": sorted(self.expected_sources),
             "first_seen": self.first_seen,
+            "applied": {k: r.to_dict() for k, r in self.applied.items()},
             "applied_offsets": dict(self.applied_offsets),
             "duplicate_events": self.duplicate_events,
+            "inconsistent_events": self.inconsistent_events,
             "late_events": self.late_events,
             "max_event_time": self.max_event_time if math.isfinite(self.max_event_time) else None,
             "count_first": self.count_first,
@@ -326,8 +455,10 @@ class VersionWindow:
         fs = data.get("first_seen")
         w.first_seen = None if fs is None else float(fs)
         w.late_events = int(data["late_events"])
+        w.applied = {k: AppliedRange.from_dict(v, bins) for k, v in data.get("applied", {}).items()}
         w.applied_offsets = {k: int(v) for k, v in data.get("applied_offsets", {}).items()}
         w.duplicate_events = int(data.get("duplicate_events", 0))
+        w.inconsistent_events = int(data.get("inconsistent_events", 0))
         met = data.get("max_event_time")
         w.max_event_time = -math.inf if met is None else float(met)
         cf = data.get("count_first")

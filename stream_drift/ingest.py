@@ -37,15 +37,21 @@ class BatchOutcome:
     warming_up: int = 0
 
 
-class _Builder:
-    """Histograms of one (model, version, reference, source) since the last flush."""
+#: Default size, in source offsets, of the chunks partials are cut into (see
+#: :class:`IngestAccumulator`): a crash replays at most this many records per partition.
+CHUNK_RECORDS = 10_000
 
-    __slots__ = ("events", "reference", "steps")
+
+class _Builder:
+    """Histograms of one (model, version, reference, source) in one chunk of offsets."""
+
+    __slots__ = ("dirty", "events", "reference", "steps")
 
     def __init__(self, reference: ReferenceProfile) -> None:
         self.reference = reference
         self.steps: dict[float, dict[str, Histogram]] = {}
         self.events: Counter[float] = Counter()
+        self.dirty = False
 
 
 class IngestAccumulator:
@@ -62,6 +68,20 @@ class IngestAccumulator:
     warmup
         When set, a model with no reference is learned from its first events instead of
         being rejected as ``unknown_model``.
+    chunk_records
+        Partials are cut at multiples of this many source offsets. A partial covers
+        ``[chunk start, position)`` of its partition — *cumulative*: each flush resends the
+        chunk so far — until the chunk is complete; :meth:`commit_offset` never passes the
+        start of an incomplete chunk. A replay after a crash therefore starts at a chunk start
+        and produces partials whose overlap with what stage 2 applied is exactly what stage 2
+        applied from that chunk, which it subtracts: every event is counted once.
+
+    Notes
+    -----
+    Exactness rests on two facts: a Kafka partition's records at given offsets never change,
+    and the consumer resumes from :meth:`commit_offset`, a chunk start. The price is that a
+    crash replays up to ``chunk_records`` records per partition (de-duplicated by stage 2),
+    and that a chunk's partial is resent at each flush while the chunk fills.
 
     Examples
     --------
@@ -78,6 +98,10 @@ class IngestAccumulator:
     ({'m': 1}, ['malformed_json', 'unknown_model'])
     >>> [(p.model, p.source, p.watermark, p.events) for p in acc.flush()]
     [('m', 'ev/0', 61.0, {60.0: 1})]
+    >>> [(p.offset_start, p.offset_end) for p in acc.flush()]  # nothing new: nothing resent
+    []
+    >>> acc.commit_offset("ev", 0)  # chunk [0, 10000) incomplete: a replay restarts at 0
+    0
     """
 
     def __init__(
@@ -87,14 +111,20 @@ class IngestAccumulator:
         step_seconds: float,
         decoder: EventDecoder | None = None,
         warmup: WarmupCollector | None = None,
+        chunk_records: int = CHUNK_RECORDS,
     ) -> None:
         if not step_seconds > 0:
             raise ValueError("step_seconds must be > 0")
+        if chunk_records < 1:
+            raise ValueError("chunk_records must be >= 1")
+        self.chunk_records = int(chunk_records)
         self.registry = registry
         self.step_seconds = float(step_seconds)
         self.decoder = decoder or EventDecoder()
         self.warmup = warmup
-        self._builders: dict[tuple[str, str, str, str], _Builder] = {}
+        self._builders: dict[tuple[str, str, str, str, int], _Builder] = {}
+        self.positions: dict[str, int] = {}
+        """Next offset to read per source partition (after every record seen, bad ones too)."""
         self.watermarks: dict[tuple[str, str], float] = {}
         """Largest event time seen per (source partition, model): a model's clock is its own,
         so one model lagging another on the same partition does not make its events late."""
@@ -107,9 +137,12 @@ class IngestAccumulator:
     def add_records(self, records: Iterable[RawRecord]) -> BatchOutcome:
         """Decode, validate, bin and count one batch; never raises on bad input."""
         outcome = BatchOutcome()
-        by_source: dict[str, dict[tuple[str, str], list[Event]]] = {}
+        by_source: dict[str, dict[tuple[str, int, str], list[Event]]] = {}
         waiting: dict[tuple[str, str], list[tuple[RawRecord, Event]]] = {}
         for record in records:
+            source = self._source(record)
+            if record.offset >= self.positions.get(source, -1):
+                self.positions[source] = record.offset + 1
             decoded = self.decoder.decode(record)
             if isinstance(decoded, Rejection):
                 outcome.rejections.append(decoded)
@@ -145,36 +178,44 @@ class IngestAccumulator:
                 for record, event in items:
                     self._admit(record, event, by_source)
         for source, groups in by_source.items():
-            for (model, version), events in groups.items():
-                self._accumulate(source, model, version, events)
+            for (model, chunk, version), events in groups.items():
+                self._accumulate(source, chunk, model, version, events)
                 outcome.accepted[model] += len(events)
         return outcome
+
+    def _source(self, record: RawRecord) -> str:
+        tp = (record.topic, record.partition)
+        source = self._source_names.get(tp)
+        if source is None:  # one string per partition, not one per record
+            source = self._source_names[tp] = f"{record.topic}/{record.partition}"
+        return source
 
     def _admit(
         self,
         record: RawRecord,
         event: Event,
-        by_source: dict[str, dict[tuple[str, str], list[Event]]],
+        by_source: dict[str, dict[tuple[str, int, str], list[Event]]],
     ) -> None:
-        tp = (record.topic, record.partition)
-        source = self._source_names.get(tp)
-        if source is None:  # one string per partition, not one per record
-            source = self._source_names[tp] = f"{record.topic}/{record.partition}"
+        source = self._source(record)
         self.offsets[source] = max(self.offsets.get(source, -1), record.offset + 1)
-        by_source.setdefault(source, {}).setdefault((event.model, event.model_version), []).append(
-            event
-        )
+        chunk = record.offset - record.offset % self.chunk_records
+        by_source.setdefault(source, {}).setdefault(
+            (event.model, chunk, event.model_version), []
+        ).append(event)
         key = (source, event.model)
         if event.ts > self.watermarks.get(key, -math.inf):
             self.watermarks[key] = event.ts
 
-    def _accumulate(self, source: str, model: str, version: str, events: list[Event]) -> None:
+    def _accumulate(
+        self, source: str, chunk: int, model: str, version: str, events: list[Event]
+    ) -> None:
         reference = self.registry.lookup(model, version)
         assert reference is not None
-        key = (model, version, reference.id, source)
+        key = (model, version, reference.id, source, chunk)
         builder = self._builders.get(key)
         if builder is None:
             builder = self._builders[key] = _Builder(reference)
+        builder.dirty = True
         for (_, _, step_start), columns in group_values(events, self.step_seconds).items():
             # Each series has one value per event carrying its kind (features or prediction),
             # so a reference series absent from all of them is missing in each of them.
@@ -196,26 +237,67 @@ class IngestAccumulator:
             builder.events[math.floor(ev.ts / step) * step] += 1
 
     def flush(self) -> list[Partial]:
-        """Every partial accumulated since the last flush (then forgotten)."""
+        """The partial of every chunk that received events since the last flush.
+
+        Each covers ``[chunk start, min(position, chunk end))`` and holds every event of
+        its model version there (cumulative). Complete chunks are forgotten afterwards.
+        """
         partials = []
-        for (model, version, ref_id, source), builder in self._builders.items():
-            partial = Partial(
-                model=model,
-                model_version=version,
-                reference_id=ref_id,
-                source=source,
-                watermark=self.watermarks.get((source, model), -math.inf),
-                events={k: int(v) for k, v in builder.events.items()},
-                offset_end=self.offsets.get(source, -1),
-                source_partitions=self.topic_partitions.get(source.rsplit("/", 1)[0], 0),
-            )
-            for step_start, hists in builder.steps.items():
-                for name, hist in hists.items():
-                    partial.add_step(step_start, name, hist)
-            partials.append(partial)
-        self._builders.clear()
+        for key, builder in list(self._builders.items()):
+            model, version, ref_id, source, chunk = key
+            chunk_end = chunk + self.chunk_records
+            end = min(self.positions.get(source, chunk_end), chunk_end)
+            if builder.dirty:
+                partials.append(self._partial(model, version, ref_id, source, chunk, end, builder))
+                builder.dirty = False
+            if end >= chunk_end:
+                del self._builders[key]
         return partials
+
+    def _partial(
+        self,
+        model: str,
+        version: str,
+        ref_id: str,
+        source: str,
+        chunk: int,
+        end: int,
+        builder: _Builder,
+    ) -> Partial:
+        partial = Partial(
+            model=model,
+            model_version=version,
+            reference_id=ref_id,
+            source=source,
+            watermark=self.watermarks.get((source, model), -math.inf),
+            events={k: int(v) for k, v in builder.events.items()},
+            offset_end=end,
+            offset_start=chunk,
+            source_partitions=self.topic_partitions.get(source.rsplit("/", 1)[0], 0),
+        )
+        for step_start, hists in builder.steps.items():
+            for name, hist in hists.items():
+                partial.add_step(step_start, name, hist)
+        return partial
+
+    def commit_offset(self, topic: str, partition: int) -> int | None:
+        """The offset to commit for a partition once the last flush was acknowledged.
+
+        The start of the chunk holding the position, so that a restart replays whole chunks
+        only; ``None`` when nothing was read from it.
+        """
+        position = self.positions.get(f"{topic}/{partition}")
+        if position is None:
+            return None
+        return position - position % self.chunk_records
+
+    def forget(self, topic: str, partition: int) -> None:
+        """Drop a partition's state (revoked: its next owner replays from the commit)."""
+        source = f"{topic}/{partition}"
+        self.positions.pop(source, None)
+        for key in [k for k in self._builders if k[3] == source]:
+            del self._builders[key]
 
     @property
     def pending_events(self) -> int:
-        return sum(sum(b.events.values()) for b in self._builders.values())
+        return sum(sum(b.events.values()) for b in self._builders.values() if b.dirty)

@@ -38,7 +38,13 @@ class Partial:
     steps: dict[float, dict[str, dict[str, Any]]] = field(default_factory=dict)
     events: dict[float, int] = field(default_factory=dict)
     offset_end: int = -1
-    """Offset after the last source record counted (stage 2 skips replays below it)."""
+    """Offset after the last source record this partial covers."""
+    offset_start: int = -1
+    """First source offset this partial covers: its content is *every* event of this model
+    version in ``[offset_start, offset_end)`` of the source partition. Stage 1 cuts these
+    ranges into fixed chunks of offsets and resends a chunk's partial, cumulative, until the
+    chunk is complete; stage 2 applies only what it has not applied yet, so a replay after a
+    crash is counted once. ``-1``: a partial of an older version (range unknown)."""
     source_partitions: int = 0
     """Partitions of the source topic (0: unknown); stage 2 waits for all of them."""
 
@@ -53,6 +59,7 @@ class Partial:
             "steps": {repr(k): v for k, v in self.steps.items()},
             "events": {repr(k): v for k, v in self.events.items()},
             "offset_end": self.offset_end,
+            "offset_start": self.offset_start,
             "source_partitions": self.source_partitions,
         }
 
@@ -100,5 +107,6 @@ def decode_message(data: bytes | str | dict[str, Any]) -> Partial | Tick:
         steps={float(k): v for k, v in obj["steps"].items()},
         events={float(k): int(v) for k, v in obj["events"].items()},
         offset_end=int(obj.get("offset_end", -1)),
+        offset_start=int(obj.get("offset_start", -1)),
         source_partitions=int(obj.get("source_partitions", 0)),
     )

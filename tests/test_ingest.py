@@ -342,16 +342,50 @@ def test_offset_end_is_last_offset_plus_one() -> None:
     assert p.offset_end == 15
 
 
-def test_flush_clears() -> None:
-    acc = IngestAccumulator(_registry(), step_seconds=STEP)
+def test_flush_resends_an_incomplete_chunk_cumulatively_and_only_when_it_grew() -> None:
+    acc = IngestAccumulator(_registry(), step_seconds=STEP, chunk_records=5)
     acc.add_records([_rec(_event(T0 + i), i) for i in range(3)])
     assert acc.pending_events == 3
-    assert len(acc.flush()) == 1
-    assert acc.pending_events == 0
-    assert acc.flush() == []
-    acc.add_records([_rec(_event(T0 + 61), 3)])
     [p] = acc.flush()
-    assert p.events == {T0 + 60: 1}  # nothing of the first flush is sent twice
+    assert (p.offset_start, p.offset_end, p.events) == (0, 3, {T0: 3})
+    assert acc.pending_events == 0
+    assert acc.flush() == []  # nothing new in the chunk: nothing resent
+    assert acc.commit_offset("drift.events", 0) == 0  # chunk [0, 5) incomplete
+    # Offsets 3..6: the chunk [0, 5) completes (sent whole, then forgotten), [5, 10) starts.
+    acc.add_records([_rec(_event(T0 + 61), off) for off in (3, 4, 5, 6)])
+    first, second = sorted(acc.flush(), key=lambda q: q.offset_start)
+    assert (first.offset_start, first.offset_end, first.events) == (0, 5, {T0: 3, T0 + 60: 2})
+    assert (second.offset_start, second.offset_end, second.events) == (5, 7, {T0 + 60: 2})
+    assert acc.commit_offset("drift.events", 0) == 5
+    acc.add_records([_rec(_event(T0 + 62), 7)])
+    [p] = acc.flush()
+    assert (p.offset_start, p.offset_end, p.events) == (5, 8, {T0 + 60: 3})
+
+
+def test_a_chunk_ends_at_its_boundary_even_when_its_last_records_are_bad() -> None:
+    acc = IngestAccumulator(_registry(), step_seconds=STEP, chunk_records=4)
+    acc.add_records([_rec(_event(T0), 0), _rec(b"junk", 1), _rec(b"junk", 2), _rec(b"junk", 3)])
+    [p] = acc.flush()
+    assert (p.offset_start, p.offset_end, p.n_events) == (0, 4, 1)
+    assert acc.commit_offset("drift.events", 0) == 4
+    assert acc.flush() == []
+
+
+def test_forget_drops_a_revoked_partition() -> None:
+    acc = IngestAccumulator(_registry(), step_seconds=STEP, chunk_records=100)
+    acc.add_records([_rec(_event(T0), off) for off in range(3)])
+    acc.flush()
+    acc.forget("drift.events", 0)
+    assert acc.commit_offset("drift.events", 0) is None
+    # It comes back and is replayed from the chunk start: counted from scratch, not twice.
+    acc.add_records([_rec(_event(T0), off) for off in range(4)])
+    [p] = acc.flush()
+    assert (p.offset_start, p.offset_end, p.n_events) == (0, 4, 4)
+
+
+def test_chunk_records_is_validated() -> None:
+    with pytest.raises(ValueError, match="chunk_records"):
+        IngestAccumulator(_registry(), step_seconds=STEP, chunk_records=0)
 
 
 def test_warmup_learns_from_the_first_n_events_then_bins_later_ones() -> None:

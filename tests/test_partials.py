@@ -102,6 +102,7 @@ def test_to_dict_is_tagged() -> None:
         "steps",
         "events",
         "offset_end",
+        "offset_start",
         "source_partitions",
     }
 
