@@ -24,6 +24,11 @@ The tracker keeps one small :class:`AlertState` per key ``(model, feature,
 statistic)``, drops keys that are back to the initial state, and round-trips
 through JSON (:meth:`AlertTracker.to_dict` / :meth:`AlertTracker.from_dict`) so it
 can live in a Faust table.
+
+Every alert has a ``category``: ``drift`` (the data moved: PSI, KS, …) or
+``data_quality`` (a feature missing, or of the wrong type, more often than in the
+reference: the statistics ``missing_rate`` and ``mismatch_rate``); each has its own
+summary text and runbook section.
 """
 
 from __future__ import annotations
@@ -36,12 +41,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from stream_drift.stats.quality import QUALITY_STATISTICS
 from stream_drift.stats.result import DriftResult, Severity
 
 __all__ = [
     "AlertPolicy",
     "AlertState",
     "AlertTracker",
+    "alert_category",
     "alert_id",
     "format_alert_line",
     "format_timestamp",
@@ -59,6 +66,8 @@ _STAT_NAMES: Final[Mapping[str, str]] = {
     "js": "JS distance",
     "ks": "KS",
     "chi2": "chi-square",
+    "missing_rate": "missing rate",
+    "mismatch_rate": "type-mismatch rate",
 }
 
 #: Section of docs/runbook.md for an alert of each severity: the anchor of its heading, which
@@ -67,6 +76,21 @@ RUNBOOK_SECTIONS: Final[Mapping[Severity, str]] = {
     Severity.WARNING: "streamdriftwarning",
     Severity.CRITICAL: "streamdriftcritical",
 }
+
+#: Section of docs/runbook.md for a data-quality alert of any severity (the Prometheus alert
+#: ``StreamDriftDataQuality``).
+DATA_QUALITY_SECTION: Final = "streamdriftdataquality"
+
+
+def alert_category(statistic: str) -> str:
+    """``data_quality`` for the missing and type-mismatch rates, ``drift`` for the others.
+
+    Examples
+    --------
+    >>> alert_category("mismatch_rate"), alert_category("psi")
+    ('data_quality', 'drift')
+    """
+    return "data_quality" if statistic in QUALITY_STATISTICS else "drift"
 
 
 def check_runbook_base_url(url: object) -> str | None:
@@ -124,7 +148,8 @@ class AlertPolicy:
     runbook_base_url
         Where the team's copy of ``docs/runbook.md`` is served (``http://`` or
         ``https://``, no ``#``). Each alert links to its section:
-        ``<base>#streamdriftwarning`` or ``<base>#streamdriftcritical``. ``""`` (the
+        ``<base>#streamdriftwarning`` or ``<base>#streamdriftcritical`` (drift),
+        ``<base>#streamdriftdataquality`` (data quality). ``""`` (the
         default) for no link: the alert then carries ``"runbook_url": ""``, never an
         invented address.
 
@@ -173,20 +198,23 @@ class AlertPolicy:
         if problem is not None:
             raise ValueError(f"AlertPolicy.runbook_base_url {problem}")
 
-    def runbook_url(self, severity: Severity) -> str:
-        """Link to the runbook section of an alert of ``severity``; ``""`` without a base.
+    def runbook_url(self, severity: Severity, category: str = "drift") -> str:
+        """Link to the runbook section of an alert; ``""`` without a base.
 
         Examples
         --------
-        >>> AlertPolicy(runbook_base_url="https://wiki.example.org/runbook").runbook_url(
-        ...     Severity.CRITICAL)
+        >>> policy = AlertPolicy(runbook_base_url="https://wiki.example.org/runbook")
+        >>> policy.runbook_url(Severity.CRITICAL)
         'https://wiki.example.org/runbook#streamdriftcritical'
+        >>> policy.runbook_url(Severity.WARNING, "data_quality")
+        'https://wiki.example.org/runbook#streamdriftdataquality'
         >>> AlertPolicy().runbook_url(Severity.WARNING)
         ''
         """
         if not self.runbook_base_url:
             return ""
-        return f"{self.runbook_base_url}#{RUNBOOK_SECTIONS[severity]}"
+        section = DATA_QUALITY_SECTION if category == "data_quality" else RUNBOOK_SECTIONS[severity]
+        return f"{self.runbook_base_url}#{section}"
 
 
 @dataclass(slots=True)
@@ -419,7 +447,7 @@ class AlertTracker:
                 status = "escalated"
                 st.severity = result.severity
                 incident_severity = st.severity
-        elif result.value < result.threshold * policy.resolve_ratio:
+        elif result.value < resolve_level(result, policy.resolve_ratio):
             st.clear_streak += 1
             if st.clear_streak >= policy.resolve_after:
                 status = "resolved"
@@ -543,7 +571,13 @@ class AlertTracker:
         top_bins: Sequence[Mapping[str, object]],
         first_detected_at: float,
     ) -> dict[str, object]:
+        category = alert_category(result.statistic)
         bins = [dict(b) for b in top_bins]
+        reference_rate = getattr(result, "reference_rate", None)
+        if category == "data_quality" and isinstance(reference_rate, float):
+            # The "bin" that moved is the flagged values' share, not any histogram bin.
+            label = "(missing)" if result.statistic == "missing_rate" else "(type mismatch)"
+            bins = [{"bin": label, "reference": reference_rate, "current": float(result.value)}]
         alert: dict[str, object] = {
             "alert_id": alert_id(model, feature, result.statistic, first_detected_at),
             "status": status,
@@ -552,6 +586,7 @@ class AlertTracker:
             "model_version": model_version,
             "feature": feature,
             "statistic": result.statistic,
+            "category": category,
             "value": float(result.value),
             "threshold": float(result.threshold),
             "p_value": None if result.p_value is None else float(result.p_value),
@@ -565,7 +600,7 @@ class AlertTracker:
             "top_bins": bins,
             "first_detected_at": format_timestamp(first_detected_at),
             "evaluated_at": format_timestamp(evaluated_at),
-            "runbook_url": self.policy.runbook_url(severity),
+            "runbook_url": self.policy.runbook_url(severity, category),
             "dedup_key": f"{model}/{feature}/{result.statistic}",
         }
         alert["summary"] = _summary(
@@ -575,7 +610,7 @@ class AlertTracker:
             model_version=model_version,
             feature=feature,
             result=result,
-            lower=result.threshold * self.policy.resolve_ratio,
+            lower=resolve_level(result, self.policy.resolve_ratio),
             window_start=window_start,
             window_end=window_end,
             first_detected_at=first_detected_at,
@@ -583,6 +618,30 @@ class AlertTracker:
             top_bins=bins,
         )
         return alert
+
+
+def resolve_level(result: DriftResult, resolve_ratio: float) -> float:
+    """The lower hysteresis level: a window below it counts towards resolving.
+
+    ``threshold × resolve_ratio`` for a drift statistic (whose unchanged value is 0). A rate
+    (``missing_rate``, ``mismatch_rate``) is normally at the reference's rate, not 0, so the
+    band is taken above that rate: ``r + (threshold − r) × resolve_ratio``. A feature null in
+    40 % of the reference, threshold 45 %, resolves below 44 % (not below 36 %, which it
+    would never reach).
+
+    Examples
+    --------
+    >>> from stream_drift.stats.quality import MissingRate
+    >>> r = MissingRate().evaluate([60_000, 40_000], [2500, 2500])
+    >>> r.threshold, round(resolve_level(r, 0.8), 4)
+    (0.45, 0.44)
+    >>> resolve_level(DriftResult("psi", 0.3, 0.2, None, True, Severity.CRITICAL, 1, 1), 0.8)
+    0.16000000000000003
+    """
+    base = getattr(result, "reference_rate", 0.0)
+    if not isinstance(base, float) or not 0.0 <= base <= result.threshold:
+        base = 0.0
+    return base + (result.threshold - base) * resolve_ratio
 
 
 def alert_id(model: str, feature: str, statistic: str, first_detected_at: float) -> str:
@@ -713,6 +772,19 @@ def _summary(
         who = f"{model} {version}"
     else:
         who = f"{model} v{version}"
+    if alert_category(result.statistic) == "data_quality":
+        return _quality_summary(
+            status=status,
+            severity=severity,
+            who=who,
+            feature=feature,
+            result=result,
+            lower=lower,
+            window_start=window_start,
+            window_end=window_end,
+            first_detected_at=first_detected_at,
+            evaluated_at=evaluated_at,
+        )
     stat = _STAT_NAMES.get(result.statistic, result.statistic.upper())
     p = "" if result.p_value is None else f", p={result.p_value:.2g}"
     where = (
@@ -732,6 +804,60 @@ def _summary(
     tail = _most_changed(top_bins)
     return f"{who}: feature '{feature}' {verb} ({stat} {v} ≥ threshold {t}{p}) {where}" + (
         f"; {tail}." if tail else "."
+    )
+
+
+def _flagged_text(result: DriftResult) -> str:
+    """What the flagged values of a data-quality statistic are, in words."""
+    if result.statistic == "missing_rate":
+        return "are missing (absent or null)"
+    kind = getattr(result, "kind", "")
+    if kind == "numeric":
+        return "are not numbers (type mismatch)"
+    if kind == "categorical":
+        return "are lists or objects, not categories (type mismatch)"
+    return "are of the wrong type (type mismatch)"
+
+
+def _quality_summary(
+    *,
+    status: str,
+    severity: Severity,
+    who: str,
+    feature: str,
+    result: DriftResult,
+    lower: float,
+    window_start: float,
+    window_end: float,
+    first_detected_at: float,
+    evaluated_at: float,
+) -> str:
+    """The sentence of a data-quality alert: rates in percent, against the reference's.
+
+    Examples
+    --------
+    >>> from stream_drift.stats.quality import MismatchRate
+    >>> import dataclasses
+    >>> r = dataclasses.replace(MismatchRate().evaluate([20_000, 0], [1160, 840]), kind="numeric")
+    >>> print(_quality_summary(status="firing", severity=Severity.WARNING, who="fraud v7",
+    ...     feature="age", result=r, lower=0.04, window_start=1764213000,
+    ...     window_end=1764213300, first_detected_at=1764213305, evaluated_at=1764213305))
+    fraud v7: feature 'age' data quality — 42% of values are not numbers (type mismatch) vs 0% in the reference (threshold 5%) over window 2025-11-27 03:10–03:15 UTC on 2,000 events.
+    """  # noqa: E501
+    reference = getattr(result, "reference_rate", None)
+    versus = f" vs {_pct(reference)} in the reference" if isinstance(reference, float) else ""
+    share = f"{_pct(result.value)} of values {_flagged_text(result)}{versus}"
+    where = f"over window {_window_text(window_start, window_end)} on {result.n_current:,} events"
+    if status == "resolved":
+        return (
+            f"{who}: feature '{feature}' data quality back to normal — {share}, below the "
+            f"resolve level {_pct(lower)} (threshold {_pct(result.threshold)}) {where}; "
+            f"{severity.label} problem lasted {_duration(evaluated_at - first_detected_at)} "
+            f"since {_utc(first_detected_at):%Y-%m-%d %H:%M} UTC."
+        )
+    head = "data quality" if status == "firing" else f"data quality worse ({severity.label})"
+    return (
+        f"{who}: feature '{feature}' {head} — {share} (threshold {_pct(result.threshold)}) {where}."
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -78,7 +80,11 @@ def reference_build(
     top_categories: int,
     output: Path,
 ) -> None:
-    """Build a reference profile from a training set."""
+    """Build a reference profile from a training set.
+
+    An empty training set is refused (exit 2); a constant, near-constant, empty or thin series
+    is profiled with a warning, on stderr and in the profile.
+    """
     try:
         profile = build_reference_from_file(
             source,
@@ -96,20 +102,25 @@ def reference_build(
         _fail(str(exc))
         return
     profile.save(output)
+    warnings = [f"{name}: {w}" for name, ws in profile.warnings.items() for w in ws]
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
     roles = [s.role for s in profile.series.values()]
     click.echo(
         f"Wrote {output}: model {profile.model} v{profile.model_version or '-'}, "
         f"id {profile.id}, {roles.count('feature')} feature(s) + "
         f"{roles.count('prediction')} prediction output(s)"
+        + (f", {len(warnings)} warning(s)" if warnings else "")
     )
 
 
 @reference.command("show")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def reference_show(path: Path) -> None:
-    """Describe a reference profile."""
+    """Describe a reference profile, and its series' warnings."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     try:
         profile = ReferenceProfile.load(path)
@@ -127,7 +138,12 @@ def reference_show(path: Path) -> None:
         b = s.binning
         if s.kind == "numeric":
             edges = b.to_dict()["coarse_edges"]
-            summary = f"deciles {edges[0]:.4g} … {edges[-1]:.4g}" if edges else "single value"
+            labels = b.coarse_labels()
+            summary = (
+                " ".join(labels)
+                if len(labels) <= 3
+                else f"deciles {edges[0]:.4g} … {edges[-1]:.4g}"
+            )
         else:
             cats = list(b.to_dict()["categories"])
             summary = ", ".join(cats[:5]) + (" …" if len(cats) > 5 else "")
@@ -140,7 +156,11 @@ def reference_show(path: Path) -> None:
             f"{b.n_bins}/{b.n_coarse}",
             summary,
         )
-    Console(width=_width()).print(table)
+    console = Console(width=_width())
+    console.print(table)
+    for name, ws in profile.warnings.items():
+        for w in ws:
+            console.print(Text(f"warning: {name}: {w}", style="yellow"))
 
 
 @cli.command("report")
@@ -164,12 +184,26 @@ def reference_show(path: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write an HTML page with reference-vs-current plots.",
 )
-@click.option("--fail-on-drift", is_flag=True, help="Exit with status 1 when any series drifted.")
+@click.option(
+    "--fail-on-drift",
+    is_flag=True,
+    help="Exit with status 1 when any series drifted, 3 when no series could be judged.",
+)
 def report(
     reference_path: Path, current: Path, as_json: bool, html_path: Path | None, fail_on_drift: bool
 ) -> None:
-    """Compare a current data set with a reference, offline, with the stream's maths."""
-    from stream_drift.report import build_report, render_html, render_text
+    """Compare a current data set with a reference, offline, with the stream's maths.
+
+    A current data set with no rows, or too few values in every series, is reported as
+    "Nothing judged" with the reason, never as "no drift".
+    """
+    from stream_drift.report import (
+        EXIT_DRIFT,
+        EXIT_NOTHING_JUDGED,
+        build_report,
+        render_html,
+        render_text,
+    )
 
     try:
         profile = ReferenceProfile.load(reference_path)
@@ -177,7 +211,7 @@ def report(
     except (DataError, ReferenceError) as exc:
         _fail(str(exc))
         return
-    if not result.evaluations:
+    if not result.evaluations and result.current_rows:
         _fail(
             f"{current}: none of the reference's series ({', '.join(profile.series)}) "
             "is in the current data"
@@ -194,7 +228,9 @@ def report(
         if html_path is not None:
             console.print(f"HTML report: {html_path}")
     if fail_on_drift and result.drifted:
-        sys.exit(1)
+        sys.exit(EXIT_DRIFT)
+    if fail_on_drift and not result.any_judged:
+        sys.exit(EXIT_NOTHING_JUDGED)
 
 
 def _settings(config: Path | None) -> Settings:
@@ -212,12 +248,13 @@ def _settings(config: Path | None) -> Settings:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="YAML settings (every key overridable by STREAM_DRIFT_* variables).",
 )
-def worker(config: Path | None) -> None:
+@click.option("--bootstrap", help="Broker host:port (overrides kafka.bootstrap_servers).")
+def worker(config: Path | None, bootstrap: str | None) -> None:
     """Run a worker: ingest (stage 1), evaluate (stage 2), alerts, /metrics."""
     from stream_drift.app.worker import run_worker
     from stream_drift.embedded import EmbeddedBroker
 
-    settings = _settings(config)
+    settings = _client_settings(config, bootstrap)
     broker = None
     if settings.kafka.embedded:
         broker = EmbeddedBroker()
@@ -225,16 +262,65 @@ def worker(config: Path | None) -> None:
         click.echo(f"embedded broker at {broker.bootstrap_servers} (pid {broker.pid})", err=True)
         settings = settings.override({"kafka.bootstrap_servers": broker.bootstrap_servers})
     try:
+        _check_broker(settings)
         run_worker(settings)
     finally:
         if broker is not None:
             broker.stop()
 
 
+def _check_broker(settings: Settings) -> None:
+    """Before a worker starts: the brokers answer (and accept the credentials) within
+    ``kafka.connect_timeout_seconds``, or the command fails with one line (exit status 2)."""
+    from stream_drift.kafka_io import check_reachable
+
+    bootstrap = _bootstrap(settings)
+    _run_kafka(
+        check_reachable(
+            bootstrap,
+            security=_security(settings),
+            timeout=settings.kafka.connect_timeout_seconds,
+        ),
+        bootstrap,
+    )
+
+
 def _bootstrap(settings: Settings) -> str:
     if settings.kafka.embedded:
         _fail("kafka.bootstrap_servers is 'embedded': give the broker's host:port instead")
     return ",".join(settings.kafka.servers)
+
+
+def _security(settings: Settings) -> dict[str, Any]:
+    """The TLS/SASL kwargs of every client; a TLS file that does not load is one error line."""
+    try:
+        return settings.kafka.client_kwargs()
+    except ConfigError as exc:
+        _fail(f"invalid configuration: {exc}")
+        raise AssertionError("unreachable") from exc
+
+
+_T = TypeVar("_T")
+_UNREACHABLE_HINT = "is the broker running? --bootstrap/kafka.bootstrap_servers"
+
+
+def _run_kafka(main: Coroutine[Any, Any, _T], bootstrap: str) -> _T:
+    """Run a client command's coroutine; an unreachable broker or any Kafka error ends the
+    command with one line on stderr and exit status 2, never a traceback."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from stream_drift.kafka_io import BrokerUnreachableError
+
+    try:
+        return asyncio.run(main)
+    except BrokerUnreachableError as exc:
+        why = f"; last error: {exc.reason}" if exc.reason else ""
+        _fail(f"{exc} ({_UNREACHABLE_HINT}{why})")
+    except KafkaError as exc:
+        _fail(f"Kafka at {bootstrap}: {exc}")
+    raise AssertionError("unreachable")
 
 
 _config_option = click.option(
@@ -251,7 +337,10 @@ _bootstrap_option = click.option(
 def _client_settings(config: Path | None, bootstrap: str | None) -> Settings:
     settings = _settings(config)
     if bootstrap:
-        settings = settings.override({"kafka.bootstrap_servers": bootstrap})
+        try:
+            settings = settings.override({"kafka.bootstrap_servers": bootstrap})
+        except ConfigError as exc:
+            _fail(f"--bootstrap {bootstrap!r}: {exc}")
     return settings
 
 
@@ -261,7 +350,6 @@ def _client_settings(config: Path | None, bootstrap: str | None) -> Settings:
 @_bootstrap_option
 def reference_publish(path: Path, config: Path | None, bootstrap: str | None) -> None:
     """Publish a reference profile to the references topic (latest per model/version wins)."""
-    import asyncio
 
     from stream_drift.kafka_io import publish_reference
 
@@ -271,13 +359,17 @@ def reference_publish(path: Path, config: Path | None, bootstrap: str | None) ->
     except ReferenceError as exc:
         _fail(str(exc))
         return
-    asyncio.run(
+    bootstrap = _bootstrap(settings)
+    _run_kafka(
         publish_reference(
-            _bootstrap(settings),
+            bootstrap,
             settings.topics.references,
             profile,
             partitions=settings.topics.partitions.references,
-        )
+            security=_security(settings),
+            connect_timeout=settings.kafka.connect_timeout_seconds,
+        ),
+        bootstrap,
     )
     click.echo(f"Published {profile.id} for {profile.key} to {settings.topics.references}")
 
@@ -310,7 +402,6 @@ def produce(
     bootstrap: str | None,
 ) -> None:
     """Replay a data set into the events topic, one event per message."""
-    import asyncio
 
     from stream_drift.kafka_io import load_events
     from stream_drift.kafka_io import produce as produce_values
@@ -328,7 +419,18 @@ def produce(
         _fail(str(exc))
         return
     target = topic or settings.topics.events
-    n = asyncio.run(produce_values(_bootstrap(settings), target, values, rate=rate))
+    bootstrap = _bootstrap(settings)
+    n = _run_kafka(
+        produce_values(
+            bootstrap,
+            target,
+            values,
+            rate=rate,
+            security=_security(settings),
+            connect_timeout=settings.kafka.connect_timeout_seconds,
+        ),
+        bootstrap,
+    )
     click.echo(f"Sent {n:,} events to {target}")
 
 
@@ -348,20 +450,23 @@ def alerts(
     bootstrap: str | None,
 ) -> None:
     """Follow the alerts topic and print each alert as one readable line."""
-    import asyncio
     import json
 
     from stream_drift.alerts import format_alert_line
     from stream_drift.kafka_io import follow
 
     settings = _client_settings(config, bootstrap)
+    address = _bootstrap(settings)
+    security = _security(settings)
 
     async def run() -> None:
         async for record in follow(
-            _bootstrap(settings),
+            address,
             settings.topics.alerts,
             from_beginning=from_beginning,
             idle_timeout=idle_exit,
+            security=security,
+            connect_timeout=settings.kafka.connect_timeout_seconds,
         ):
             text = record.value.decode("utf-8", "replace")
             if as_json:
@@ -373,7 +478,7 @@ def alerts(
                 click.echo(f"(unreadable alert) {text}")
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        _run_kafka(run(), address)
 
 
 @cli.command("demo")

@@ -36,6 +36,7 @@ import difflib
 import json
 import os
 import re
+import ssl
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,6 +52,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     Strict,
     ValidationError,
     model_validator,
@@ -58,6 +60,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from stream_drift.alerts import check_runbook_base_url
+from stream_drift.events import DEADLETTER_MIN_BYTES
 
 __all__ = [
     "ENV_PREFIX",
@@ -87,6 +90,11 @@ STATISTICS: tuple[Statistic, ...] = get_args(Statistic)
 """Every statistic the evaluator knows, in the order results are reported."""
 
 _EMBEDDED = "embedded"
+
+KAFKA_RECORD_OVERHEAD = 512
+"""Bytes a record batch adds around one record's key and value (61 of batch header, ~20 of
+record header; the rest is headroom): ``ingest.deadletter_max_bytes`` may use the rest of
+``kafka.producer_max_request_bytes``."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,6 +197,20 @@ LogLevel = Annotated[
 ]
 
 
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+SecurityProtocol = Annotated[
+    Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)
+]
+SaslMechanism = Annotated[
+    Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], BeforeValidator(_upper)
+]
+Secret = Annotated[SecretStr, Strict(), _Expected("a string")]
+"""A string that is never shown: not by ``repr``, :meth:`Settings.to_yaml` or an error."""
+
+
 # --------------------------------------------------------------------------------------------
 # models
 # --------------------------------------------------------------------------------------------
@@ -278,6 +300,98 @@ class KafkaSettings(_Section):
         default=16384, description="Producer batch size, bytes."
     )
     consumer_max_records: PositiveInt = Field(default=10000, description="Max records per fetch.")
+    producer_max_request_bytes: PositiveInt = Field(
+        default=1048576,
+        description="Largest record (key, value and framing) the worker's producer sends, bytes.",
+    )
+    connect_timeout_seconds: PositiveFloat = Field(
+        default=10.0, description="How long a client command waits to reach the brokers."
+    )
+    security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* only)."
+    )
+    sasl_username: NonEmptyStr | None = Field(default=None, description="SASL user name.")
+    sasl_password: Secret | None = Field(
+        default=None,
+        description="SASL password; never written by to_yaml, shown or logged. "
+        "Best set with STREAM_DRIFT_KAFKA__SASL_PASSWORD.",
+    )
+    ssl_cafile: NonEmptyStr | None = Field(
+        default=None, description="PEM CA bundle to verify the brokers (default: system CAs)."
+    )
+    ssl_certfile: NonEmptyStr | None = Field(
+        default=None, description="PEM client certificate (mutual TLS)."
+    )
+    ssl_keyfile: NonEmptyStr | None = Field(
+        default=None, description="PEM private key of ssl_certfile, if not in that file."
+    )
+
+    @property
+    def uses_sasl(self) -> bool:
+        """``True`` for ``SASL_PLAINTEXT`` and ``SASL_SSL``."""
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_ssl(self) -> bool:
+        """``True`` for ``SSL`` and ``SASL_SSL`` (TLS to the brokers)."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A TLS context verifying the brokers (``ssl_cafile`` or the system CAs, host names
+        checked), with the client certificate when ``ssl_certfile`` is set.
+
+        Raises
+        ------
+        ConfigError
+            A file that cannot be read as PEM, naming its key.
+        """
+        key = "ssl_cafile"
+        try:
+            context = ssl.create_default_context(cafile=self.ssl_cafile)
+            if self.ssl_certfile is not None:
+                key = "ssl_certfile" if self.ssl_keyfile is None else "ssl_certfile/ssl_keyfile"
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+            names = " / ".join(self._key(k) for k in key.split("/"))
+            raise ConfigError([f"{names}: cannot be loaded as PEM: {reason}"]) from None
+        return context
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Security keyword arguments for every aiokafka client (producer, consumer, admin).
+
+        Every Kafka client of the project is built with ``**settings.kafka.client_kwargs()``
+        (the Faust app gets the same through :meth:`Settings.faust_settings`), so one setting
+        secures all of them. The dict holds the SASL password: never log it.
+
+        Raises
+        ------
+        ConfigError
+            When a TLS file cannot be loaded (see :meth:`ssl_context`).
+
+        Examples
+        --------
+        >>> KafkaSettings().client_kwargs()
+        {'security_protocol': 'PLAINTEXT'}
+        >>> kw = KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
+        ...                    sasl_username="drift", sasl_password="s3cret").client_kwargs()
+        >>> kw["security_protocol"], kw["sasl_mechanism"], kw["sasl_plain_username"]
+        ('SASL_PLAINTEXT', 'SCRAM-SHA-512', 'drift')
+        """
+        kwargs: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.uses_ssl:
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            password = self.sasl_password
+            kwargs["sasl_plain_password"] = (
+                None if password is None else password.get_secret_value()
+            )
+        return kwargs
 
     @property
     def embedded(self) -> bool:
@@ -292,15 +406,71 @@ class KafkaSettings(_Section):
         return tuple(entry.strip() for entry in self.bootstrap_servers.split(","))
 
     def _problems(self) -> list[tuple[str, str]]:
+        problems = []
         if self.heartbeat_interval_seconds >= self.session_timeout_seconds:
-            return [
+            problems.append(
                 (
                     self._key("heartbeat_interval_seconds"),
                     f"must be < {self._key('session_timeout_seconds')} "
                     f"({self.session_timeout_seconds:g}), got {self.heartbeat_interval_seconds:g}",
                 )
-            ]
-        return []
+            )
+        return problems + self._security_problems()
+
+    def _security_problems(self) -> list[tuple[str, str]]:
+        protocol = self.security_protocol
+        given = f"{self._key('security_protocol')} is {protocol}"
+        problems = []
+        if self.embedded and protocol != "PLAINTEXT":
+            problems.append(
+                (
+                    self._key("security_protocol"),
+                    f"must be PLAINTEXT for the embedded broker, got {protocol}",
+                )
+            )
+        sasl = {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_username": self.sasl_username,
+            "sasl_password": self.sasl_password,
+        }
+        for name, value in sasl.items():
+            if self.uses_sasl and (value is None or value == SecretStr("")):
+                hint = {
+                    "sasl_mechanism": "; one of 'PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'",
+                    "sasl_password": "; set it with STREAM_DRIFT_KAFKA__SASL_PASSWORD",
+                }.get(name, "")
+                problems.append((self._key(name), f"required when {given}{hint}"))
+            elif not self.uses_sasl and value is not None:
+                problems.append(
+                    (
+                        self._key(name),
+                        f"is only used with SASL_PLAINTEXT or SASL_SSL, but {given}",
+                    )
+                )
+        files = {
+            "ssl_cafile": self.ssl_cafile,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+        }
+        for name, path in files.items():
+            if path is None:
+                continue
+            if not self.uses_ssl:
+                problems.append(
+                    (self._key(name), f"is only used with SSL or SASL_SSL, but {given}")
+                )
+            elif not Path(path).exists():
+                problems.append((self._key(name), f"file not found: {path!r}"))
+            elif not Path(path).is_file() or not os.access(path, os.R_OK):
+                problems.append((self._key(name), f"not a readable file: {path!r}"))
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            problems.append(
+                (
+                    self._key("ssl_keyfile"),
+                    f"needs {self._key('ssl_certfile')} (the certificate of this key)",
+                )
+            )
+        return problems
 
 
 class PartitionsSettings(_Section):
@@ -375,6 +545,15 @@ class IngestSettings(_Section):
     known_models: tuple[NonEmptyStr, ...] = Field(
         default=(), description="Accepted model names; empty accepts any model."
     )
+    deadletter_max_bytes: Annotated[int, Strict(), Ge(DEADLETTER_MIN_BYTES)] = Field(
+        default=900000,
+        description="Largest dead letter (key + JSON value), bytes; longer copies are cut.",
+    )
+    replay_chunk_records: PositiveInt = Field(
+        default=10000,
+        description="Offsets per chunk: commits stop at chunk starts, so a crash replays at "
+        "most this many records per partition (counted once by stage 2).",
+    )
 
 
 class WindowSettings(_Section):
@@ -395,6 +574,11 @@ class WindowSettings(_Section):
     )
     allowed_lateness_seconds: NonNegativeFloat = Field(default=10.0, description="Watermark lag.")
     idle_timeout_seconds: PositiveFloat = Field(default=30.0, description="Idle partition timeout.")
+    max_future_seconds: NonNegativeFloat = Field(
+        default=300.0,
+        description="Events further ahead of the worker's clock go dead-letter "
+        "(future_timestamp); no watermark moves beyond now + this.",
+    )
     count_size: PositiveInt = Field(default=1000, description="Count window length, events.")
     count_step: PositiveInt = Field(default=250, description="Count window step, events.")
 
@@ -429,11 +613,22 @@ class DecisionSettings(_Section):
     A statistic listed in :attr:`thresholds` is compared with that fixed value; every other
     statistic gets the threshold matching :attr:`false_alarm_rate` at the window's sample sizes.
 
+    The data-quality statistics ``missing_rate`` and ``mismatch_rate`` (a feature missing, or
+    of the wrong type, more often than in the reference) are always computed, at the same
+    :attr:`false_alarm_rate` (with it null: at the reference's rate plus
+    :attr:`quality_min_effect`) and :attr:`min_samples`; :attr:`quality_alerts` makes them
+    raise ``data_quality`` alerts besides the drift alerts of :attr:`alert_on`
+    (:attr:`deciding` lists both).
+
     Examples
     --------
     >>> d = DecisionSettings(false_alarm_rate=None, statistics=["psi"], thresholds={"psi": 0.2})
     >>> d.thresholds
     {'psi': 0.2}
+    >>> d.deciding
+    ('psi', 'missing_rate', 'mismatch_rate')
+    >>> DecisionSettings(quality_alerts=False).deciding
+    ('psi',)
     """
 
     statistics: StatisticList = Field(default=STATISTICS, description="Statistics computed.")
@@ -448,6 +643,15 @@ class DecisionSettings(_Section):
     min_effect: dict[Statistic, NonNegativeFloat] = Field(
         default_factory=_default_min_effect, description="Smallest value that can alert."
     )
+    quality_alerts: Bool = Field(
+        default=True,
+        description="Missing-value and type-mismatch rates raise data_quality alerts.",
+    )
+    quality_min_effect: Annotated[float, Strict(), AllowInfNan(False), Ge(0), Lt(1)] = Field(
+        default=0.05,
+        description="Smallest rise of a missing or mismatch rate over the reference's that "
+        "can alert.",
+    )
     correction: Literal["bh", "none"] = Field(
         default="bh", description="Multiple-testing correction."
     )
@@ -456,6 +660,15 @@ class DecisionSettings(_Section):
     )
     fine_bins: Annotated[int, Strict(), Ge(2)] = Field(default=100, description="Fine grid for KS.")
     top_categories: PositiveInt = Field(default=50, description="Categories kept per feature.")
+
+    @property
+    def deciding(self) -> tuple[str, ...]:
+        """Statistics whose verdicts raise alerts: :attr:`alert_on`, then the data-quality
+        ones when :attr:`quality_alerts` is on."""
+        from stream_drift.stats.quality import MismatchRate, MissingRate
+
+        quality = (MissingRate.name, MismatchRate.name) if self.quality_alerts else ()
+        return (*self.alert_on, *quality)
 
     def _problems(self) -> list[tuple[str, str]]:
         problems = []
@@ -572,6 +785,22 @@ class Settings(_Section):
     metrics: MetricsSettings = MetricsSettings()
     worker: WorkerSettings = WorkerSettings()
 
+    def _problems(self) -> list[tuple[str, str]]:
+        # A dead letter is one record of the worker's producer: it must fit its request limit.
+        limit = self.kafka.producer_max_request_bytes - KAFKA_RECORD_OVERHEAD
+        if self.ingest.deadletter_max_bytes > limit:
+            return [
+                (
+                    "ingest.deadletter_max_bytes",
+                    f"must be <= kafka.producer_max_request_bytes "
+                    f"({self.kafka.producer_max_request_bytes}) minus {KAFKA_RECORD_OVERHEAD} "
+                    f"bytes of Kafka record framing ({limit}), got "
+                    f"{self.ingest.deadletter_max_bytes}; lower it or raise "
+                    "kafka.producer_max_request_bytes",
+                )
+            ]
+        return []
+
     def faust_settings(self) -> dict[str, Any]:
         """Keyword arguments for ``faust.App(...)``.
 
@@ -586,6 +815,8 @@ class Settings(_Section):
         >>> kw = Settings().override({"kafka.bootstrap_servers": "a:9092,b:9093"}).faust_settings()
         >>> kw["id"], kw["broker"], kw["topic_partitions"], kw["store"]
         ('stream-drift', 'kafka://a:9092,b:9093', 4, 'memory://')
+        >>> kw["broker_credentials"] is None  # PLAINTEXT
+        True
         """
         if self.kafka.embedded:
             raise ConfigError(
@@ -595,12 +826,14 @@ class Settings(_Section):
                 ]
             )
         return {
+            "broker_credentials": self._faust_credentials(),
             "id": self.app_id,
             "broker": "kafka://" + ",".join(self.kafka.servers),
             "broker_session_timeout": self.kafka.session_timeout_seconds,
             "broker_heartbeat_interval": self.kafka.heartbeat_interval_seconds,
             "broker_rebalance_timeout": self.kafka.rebalance_timeout_seconds,
             "producer_max_batch_size": self.kafka.producer_max_batch_size,
+            "producer_max_request_size": self.kafka.producer_max_request_bytes,
             "web_host": self.web.host,
             "web_port": self.web.port,
             "store": "memory://",
@@ -609,8 +842,26 @@ class Settings(_Section):
             "datadir": self.worker.data_dir,
         }
 
+    def _faust_credentials(self) -> Any:
+        """``broker_credentials`` for Faust, built from :meth:`KafkaSettings.client_kwargs`:
+        ``None`` (PLAINTEXT), a TLS context (SSL) or ``faust.SASLCredentials`` (SASL_*)."""
+        kwargs = self.kafka.client_kwargs()
+        if not self.kafka.uses_sasl:
+            return kwargs.get("ssl_context")
+        # Imported here only: this module stays importable without Faust.
+        from faust.auth import SASLCredentials
+
+        return SASLCredentials(
+            username=kwargs["sasl_plain_username"],
+            password=kwargs["sasl_plain_password"],
+            mechanism=kwargs["sasl_mechanism"],
+            ssl_context=kwargs.get("ssl_context"),
+        )
+
     def to_yaml(self) -> str:
-        """The settings as YAML, every key present; :func:`load_settings` reads it back.
+        """The settings as YAML, every key present but ``kafka.sasl_password`` (a secret is
+        never written out: give it to the reader with ``STREAM_DRIFT_KAFKA__SASL_PASSWORD``);
+        :func:`load_settings` reads it back.
 
         Examples
         --------
@@ -618,7 +869,7 @@ class Settings(_Section):
         app_id: stream-drift
         """
         text: str = yaml.dump(
-            self.model_dump(mode="json"),
+            self.model_dump(mode="json", exclude={"kafka": {"sasl_password"}}),
             Dumper=_Dumper,
             sort_keys=False,
             allow_unicode=True,
@@ -868,6 +1119,8 @@ def _parse_env_value(raw: str, annotation: Any) -> Any:
     tp = _non_null(_unwrap(annotation)[0])
     if tp is str or (get_origin(tp) is Literal and all(isinstance(a, str) for a in get_args(tp))):
         return raw
+    if _unwrap(tp)[0] in (str, SecretStr):  # optional strings: a password "123" stays text
+        return None if raw == "null" else raw
     if get_origin(tp) is tuple:
         text = raw.strip()
         if text.startswith("["):
@@ -1046,12 +1299,20 @@ def _problem_lines(exc: ValidationError, sources: Mapping[tuple[str, ...], str])
             )
             continue
         found = _annotation_at(loc)
-        if found is not None:
+        if found is not None and _is_secret(found[0]):
+            kind_of = type(err["input"]).__name__
+            message = f"must be {_describe(*found)}, got a value of type {kind_of} (hidden)"
+        elif found is not None:
             message = f"must be {_describe(*found)}, got {_show(err['input'])}"
         else:
             message = err["msg"]
         lines.append(f"{_dotted(loc) or '(top level)'}: {message}{where}")
     return lines
+
+
+def _is_secret(tp: Any) -> bool:
+    """``True`` for a :data:`Secret` (or optional one): its value is never shown."""
+    return _unwrap(_non_null(_unwrap(tp)[0]))[0] is SecretStr
 
 
 def _unknown_hint(loc: Sequence[int | str]) -> str:

@@ -118,10 +118,18 @@ def _as_column(values: list[Any]) -> Column:
     return values
 
 
+def _is_blank(path: Path) -> bool:
+    """A file with nothing but whitespace: an empty data set, not an unreadable one."""
+    size = path.stat().st_size
+    return size == 0 or (size <= 4096 and not path.read_bytes().strip())
+
+
 def _read_arrow(path: Path, fmt: str) -> dict[str, Column]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if fmt == "csv" and _is_blank(path):
+        return {}
     try:
         if fmt == "csv":
             from pyarrow import csv as pacsv
@@ -150,6 +158,9 @@ def _read_arrow(path: Path, fmt: str) -> dict[str, Column]:
 def read_columns(path: str | Path) -> dict[str, Column]:
     """Every column of a CSV, Parquet or JSON-lines file, by name.
 
+    An empty data set is not an error: a header-only CSV gives empty columns, an empty (or
+    blank) CSV or JSON-lines file no columns at all; :func:`n_rows` tells them apart from data.
+
     Raises
     ------
     DataError
@@ -160,6 +171,17 @@ def read_columns(path: str | Path) -> dict[str, Column]:
         raise DataError(f"{p}: no such file")
     fmt = detect_format(p)
     return _read_jsonl(p) if fmt == "jsonl" else _read_arrow(p, fmt)
+
+
+def n_rows(columns: Mapping[str, Column]) -> int:
+    """Rows of a data set read by :func:`read_columns`: its longest column's length.
+
+    Examples
+    --------
+    >>> n_rows({"a": np.zeros(3), "b": ["x", None, "y"]}), n_rows({"a": []}), n_rows({})
+    (3, 0, 0)
+    """
+    return max((len(column) for column in columns.values()), default=0)
 
 
 def infer_kind(values: Iterable[Any]) -> Kind:

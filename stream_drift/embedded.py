@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 __all__ = [
     "EmbeddedBroker",
@@ -406,6 +406,7 @@ async def create_topics(
     compacted: Iterable[str] = (),
     replication_factor: int = 1,
     timeout: float = 30.0,
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Create topics with explicit partition counts; existing topics are left alone.
 
@@ -422,6 +423,9 @@ async def create_topics(
         Replicas per partition (1 for a single broker).
     timeout : float
         Seconds allowed for the whole operation.
+    security : Mapping[str, Any] or None
+        TLS/SASL keyword arguments of the admin client,
+        :meth:`stream_drift.config.KafkaSettings.client_kwargs`; ``None`` is PLAINTEXT.
 
     Raises
     ------
@@ -453,6 +457,7 @@ async def create_topics(
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         request_timeout_ms=int(timeout * 1000),
+        **dict(security or {}),
     )
     async with asyncio.timeout(timeout):
         await admin.start()
@@ -474,6 +479,7 @@ def create_topics_sync(
     compacted: Iterable[str] = (),
     replication_factor: int = 1,
     timeout: float = 30.0,
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Blocking wrapper of :func:`create_topics` (runs its own event loop).
 
@@ -492,6 +498,8 @@ def create_topics_sync(
         Replicas per partition.
     timeout : float
         Seconds allowed for the whole operation.
+    security : Mapping[str, Any] or None
+        TLS/SASL keyword arguments of the admin client; ``None`` is PLAINTEXT.
     """
     asyncio.run(
         create_topics(
@@ -500,5 +508,6 @@ def create_topics_sync(
             compacted=compacted,
             replication_factor=replication_factor,
             timeout=timeout,
+            security=security,
         )
     )

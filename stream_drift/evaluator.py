@@ -41,6 +41,10 @@ class WindowPolicy:
     kind
         ``time`` (event time, size and step in seconds) or ``count`` (the last
         ``count_size`` events, sliding every ``count_step`` events).
+    max_future_seconds
+        Event time is never trusted beyond processing time plus this: a partial's watermark
+        or steps beyond it (an older stage 1 let such events through) are ignored and
+        counted, and a state whose event time already moved there is repaired.
     """
 
     kind: str = "time"
@@ -50,6 +54,7 @@ class WindowPolicy:
     idle_timeout_seconds: float = 30.0
     count_size: int = 1000
     count_step: int = 250
+    max_future_seconds: float = math.inf
 
     @property
     def size_steps(self) -> int:
@@ -183,6 +188,8 @@ class VersionWindow:
         """Legacy de-duplication of partials without an offset range (older stage 1)."""
         self.duplicate_events = 0
         self.inconsistent_events = 0
+        self.future_events = 0
+        """Events of steps beyond processing time + ``max_future_seconds``: not merged."""
         """Events a replay did not explain (a chunk size changed between runs, or a replayed
         chunk held fewer events than applied): applied as they came, or dropped if negative."""
         self.late_events = 0
@@ -197,18 +204,26 @@ class VersionWindow:
         fills, a replay after a crash or a rebalance) is subtracted first and counted in
         ``duplicate_events``: each event of the source is counted once.
         """
+        self.repair(now)
         content = self._new_content(partial)
         if content is None:
             return 0, 0
         steps, events = content
+        horizon = now + self.policy.max_future_seconds
+        if self.policy.kind == "time":
+            for step in [s for s in events if s > horizon]:
+                self.future_events += events.pop(step)
+                steps.pop(step, None)
+        # A clock a little ahead of ours is bounded, not ignored (that would hold the others).
+        watermark = min(partial.watermark, horizon)
         previous = self.sources.get(partial.source, (-math.inf, now))[0]
-        self.sources[partial.source] = (max(previous, partial.watermark), now)
+        self.sources[partial.source] = (max(previous, watermark), now)
         if self.first_seen is None:
             self.first_seen = now
         if partial.source_partitions > 0:
             topic = partial.source.rsplit("/", 1)[0]
             self.expected_sources.update(f"{topic}/{i}" for i in range(partial.source_partitions))
-        self.max_event_time = max(self.max_event_time, partial.watermark)
+        self.max_event_time = max(self.max_event_time, watermark)
         merged = late = 0
         for step, series in steps.items():
             n = events.get(step, 0)
@@ -277,7 +292,10 @@ class VersionWindow:
                 self.inconsistent_events += partial.n_events
             new_steps, new_events = steps, events
         self.duplicate_events += partial.n_events - sum(new_events.values())
-        self.applied[source] = self._remember(start, end, steps, events)
+        same_chunk = done is not None and start == done.start
+        self.applied[source] = self._remember(
+            start, end, steps, events, done if same_chunk else None
+        )
         return new_steps, new_events
 
     def _subtract(
@@ -318,13 +336,46 @@ class VersionWindow:
         end: int,
         steps: dict[float, dict[str, Histogram]],
         events: dict[float, int],
+        previous: AppliedRange | None,
     ) -> AppliedRange:
+        # A partial carries the histograms of its changed steps only: the others are as before.
+        known = dict(previous.steps) if previous is not None else {}
+        known.update(steps)
         open_steps = {
             step: hists
-            for step, hists in steps.items()
+            for step, hists in known.items()
             if self.policy.kind == "count" or not self._is_closed(step)
         }
         return AppliedRange(start, end, dict(events), open_steps)
+
+    def repair(self, now: float) -> None:
+        """Undo event time that ran ahead of ``now + max_future_seconds``.
+
+        A state written while such events were accepted (older versions) has a source
+        watermark in the future, and may have closed every step up to it, so that every later
+        event is late. The future watermarks are forgotten (the next partial of that source
+        sets a true one), and a window closed into the future starts afresh from the next
+        data; the future steps' events are dropped and counted in ``future_events``.
+        """
+        if self.policy.kind != "time":
+            return
+        horizon = now + self.policy.max_future_seconds
+        if not math.isfinite(horizon):
+            return
+        for source, (mark, _) in list(self.sources.items()):
+            if mark > horizon:
+                del self.sources[source]
+        if self.max_event_time > horizon:
+            marks = [m for m, _ in self.sources.values()]
+            self.max_event_time = max(marks, default=-math.inf)
+        for step in [s for s in self.pending if s > horizon]:
+            del self.pending[step]
+        for step in [s for s in self.pending_events if s > horizon]:
+            self.future_events += self.pending_events.pop(step)
+        step = self.policy.step_seconds
+        if self.last_closed_end is not None and self.last_closed_end > horizon + step:
+            self.last_closed_end = None
+            self._clear_windows()
 
     def _is_closed(self, step: float) -> bool:
         return self.last_closed_end is not None and step + self.policy.step_seconds <= (
@@ -363,6 +414,7 @@ class VersionWindow:
         if self.policy.kind == "count":
             yield from self._advance_count()
             return
+        self.repair(now)
         wm = self.watermark(now)
         if wm is None:
             return
@@ -428,6 +480,7 @@ class VersionWindow:
             "applied_offsets": dict(self.applied_offsets),
             "duplicate_events": self.duplicate_events,
             "inconsistent_events": self.inconsistent_events,
+            "future_events": self.future_events,
             "late_events": self.late_events,
             "max_event_time": self.max_event_time if math.isfinite(self.max_event_time) else None,
             "count_first": self.count_first,
@@ -459,6 +512,7 @@ class VersionWindow:
         w.applied_offsets = {k: int(v) for k, v in data.get("applied_offsets", {}).items()}
         w.duplicate_events = int(data.get("duplicate_events", 0))
         w.inconsistent_events = int(data.get("inconsistent_events", 0))
+        w.future_events = int(data.get("future_events", 0))
         met = data.get("max_event_time")
         w.max_event_time = -math.inf if met is None else float(met)
         cf = data.get("count_first")

@@ -8,10 +8,12 @@ rejections, and commits the batch's offsets only after both were delivered.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from stream_drift.alerts import format_timestamp
 from stream_drift.events import (
     Event,
     EventDecoder,
@@ -29,12 +31,16 @@ from stream_drift.stats.histogram import Histogram
 
 @dataclass
 class BatchOutcome:
-    """What one batch did: events accepted per model, rejections, references learned."""
+    """What one batch did: events accepted per model, rejections, references learned, and
+    ``mismatched``: values of the wrong kind per (model, series of its reference), e.g. a
+    string where the reference has numbers, counted apart from missing ones (the event is
+    accepted; the value is in no bin)."""
 
     accepted: Counter[str] = field(default_factory=Counter)
     rejections: list[Rejection] = field(default_factory=list)
     learned: list[ReferenceProfile] = field(default_factory=list)
     warming_up: int = 0
+    mismatched: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 #: Default size, in source offsets, of the chunks partials are cut into (see
@@ -45,13 +51,17 @@ CHUNK_RECORDS = 10_000
 class _Builder:
     """Histograms of one (model, version, reference, source) in one chunk of offsets."""
 
-    __slots__ = ("dirty", "events", "reference", "steps")
+    __slots__ = ("changed", "dirty", "events", "reference", "steps")
 
     def __init__(self, reference: ReferenceProfile) -> None:
         self.reference = reference
         self.steps: dict[float, dict[str, Histogram]] = {}
         self.events: Counter[float] = Counter()
         self.dirty = False
+        self.changed: set[float] = set()
+        """Steps that received events since the last flush: only their histograms are
+        resent (the others' are what stage 2 already has), so a partial stays as small as
+        one flush's events however long its chunk takes to fill."""
 
 
 class IngestAccumulator:
@@ -68,6 +78,11 @@ class IngestAccumulator:
     warmup
         When set, a model with no reference is learned from its first events instead of
         being rejected as ``unknown_model``.
+    max_future_seconds
+        Events whose time is further ahead of ``clock()`` are rejected as
+        ``future_timestamp``, so no watermark moves beyond the clock plus this margin.
+    clock
+        Wall clock (epoch seconds), injectable for tests.
     chunk_records
         Partials are cut at multiples of this many source offsets. A partial covers
         ``[chunk start, position)`` of its partition — *cumulative*: each flush resends the
@@ -112,12 +127,18 @@ class IngestAccumulator:
         decoder: EventDecoder | None = None,
         warmup: WarmupCollector | None = None,
         chunk_records: int = CHUNK_RECORDS,
+        max_future_seconds: float = math.inf,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not step_seconds > 0:
             raise ValueError("step_seconds must be > 0")
         if chunk_records < 1:
             raise ValueError("chunk_records must be >= 1")
         self.chunk_records = int(chunk_records)
+        if not max_future_seconds >= 0:
+            raise ValueError("max_future_seconds must be >= 0")
+        self.max_future_seconds = float(max_future_seconds)
+        self.clock = clock
         self.registry = registry
         self.step_seconds = float(step_seconds)
         self.decoder = decoder or EventDecoder()
@@ -137,6 +158,7 @@ class IngestAccumulator:
     def add_records(self, records: Iterable[RawRecord]) -> BatchOutcome:
         """Decode, validate, bin and count one batch; never raises on bad input."""
         outcome = BatchOutcome()
+        horizon = self.clock() + self.max_future_seconds
         by_source: dict[str, dict[tuple[str, int, str], list[Event]]] = {}
         waiting: dict[tuple[str, str], list[tuple[RawRecord, Event]]] = {}
         for record in records:
@@ -146,6 +168,19 @@ class IngestAccumulator:
             decoded = self.decoder.decode(record)
             if isinstance(decoded, Rejection):
                 outcome.rejections.append(decoded)
+                continue
+            if decoded.ts > horizon:
+                outcome.rejections.append(
+                    Rejection(
+                        record,
+                        RejectReason.FUTURE_TIMESTAMP,
+                        f"ts: {format_timestamp(decoded.ts)} is more than "
+                        f"{self.max_future_seconds:g} s ahead of the worker's clock "
+                        f"({format_timestamp(horizon - self.max_future_seconds)}); "
+                        "check the producer's clock (window.max_future_seconds)",
+                        decoded.model,
+                    )
+                )
                 continue
             key = (decoded.model, decoded.model_version)
             if self.registry.lookup(*key) is None:
@@ -179,7 +214,7 @@ class IngestAccumulator:
                     self._admit(record, event, by_source)
         for source, groups in by_source.items():
             for (model, chunk, version), events in groups.items():
-                self._accumulate(source, chunk, model, version, events)
+                outcome.mismatched.update(self._accumulate(source, chunk, model, version, events))
                 outcome.accepted[model] += len(events)
         return outcome
 
@@ -208,7 +243,10 @@ class IngestAccumulator:
 
     def _accumulate(
         self, source: str, chunk: int, model: str, version: str, events: list[Event]
-    ) -> None:
+    ) -> Counter[tuple[str, str]]:
+        """Count the events into their step histograms; return the values of the wrong kind
+        per (model, series)."""
+        mismatched: Counter[tuple[str, str]] = Counter()
         reference = self.registry.lookup(model, version)
         assert reference is not None
         key = (model, version, reference.id, source, chunk)
@@ -231,16 +269,24 @@ class IngestAccumulator:
                 hist = hists.get(name)
                 if hist is None:
                     hist = hists[name] = series.empty()
+                before = hist.mismatched
                 hist.add(values)
+                if hist.mismatched > before:
+                    mismatched[model, name] += hist.mismatched - before
         step = self.step_seconds
         for ev in events:
-            builder.events[math.floor(ev.ts / step) * step] += 1
+            start = math.floor(ev.ts / step) * step
+            builder.events[start] += 1
+            builder.changed.add(start)
+        return mismatched
 
     def flush(self) -> list[Partial]:
         """The partial of every chunk that received events since the last flush.
 
-        Each covers ``[chunk start, min(position, chunk end))`` and holds every event of
-        its model version there (cumulative). Complete chunks are forgotten afterwards.
+        Each covers ``[chunk start, min(position, chunk end))``: the event count of every
+        step there (cumulative), and the histograms of the steps that received events since
+        the last flush (those of the other steps did not change). Complete chunks are
+        forgotten afterwards.
         """
         partials = []
         for key, builder in list(self._builders.items()):
@@ -250,6 +296,7 @@ class IngestAccumulator:
             if builder.dirty:
                 partials.append(self._partial(model, version, ref_id, source, chunk, end, builder))
                 builder.dirty = False
+                builder.changed.clear()
             if end >= chunk_end:
                 del self._builders[key]
         return partials
@@ -276,8 +323,9 @@ class IngestAccumulator:
             source_partitions=self.topic_partitions.get(source.rsplit("/", 1)[0], 0),
         )
         for step_start, hists in builder.steps.items():
-            for name, hist in hists.items():
-                partial.add_step(step_start, name, hist)
+            if step_start in builder.changed:
+                for name, hist in hists.items():
+                    partial.add_step(step_start, name, hist)
         return partial
 
     def commit_offset(self, topic: str, partition: int) -> int | None:

@@ -33,12 +33,32 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from stream_drift import __version__
 from stream_drift.stats.result import DriftResult, Severity
 
-__all__ = ["EVALUATION_BUCKETS", "EVENT_OUTCOMES", "DriftMetrics"]
+__all__ = [
+    "EVALUATION_BUCKETS",
+    "EVENT_OUTCOMES",
+    "INVALID_VALUE_REASONS",
+    "SEND_FAILURE_KINDS",
+    "SEND_FAILURE_REASONS",
+    "DriftMetrics",
+]
 
 log = logging.getLogger(__name__)
 
 #: Allowed ``outcome`` label values of ``stream_drift_events_total``.
 EVENT_OUTCOMES: Final = frozenset({"accepted", "invalid", "late"})
+
+#: Allowed ``kind`` label values of ``stream_drift_send_failures_total``: what the record was.
+SEND_FAILURE_KINDS: Final = frozenset({"deadletter", "partial", "reference"})
+
+#: Allowed ``reason`` label values of ``stream_drift_send_failures_total``: the record was too
+#: large for the producer or the broker, the broker refused it as invalid, or sending it raised
+#: something else that is the record's own (not a connection or broker outage).
+SEND_FAILURE_REASONS: Final = frozenset({"message_too_large", "invalid_record", "error"})
+
+#: Allowed ``reason`` label values of ``stream_drift_invalid_values_total``: a value of the
+#: wrong kind for its series (a string or bool in a numeric feature, a list or object in a
+#: categorical one). Missing values are not invalid ones: ``stream_drift_missing_ratio``.
+INVALID_VALUE_REASONS: Final = frozenset({"type_mismatch"})
 
 #: Allowed ``severity`` label values of ``stream_drift_alerts_total``.
 ALERT_SEVERITIES: Final = frozenset({"warning", "critical"})
@@ -195,10 +215,24 @@ class DriftMetrics:
             "Records sent to the dead-letter topic, by reason.",
             ("reason",),
         )
+        self.send_failures = counter(
+            "stream_drift_send_failures_total",
+            "Records stage 1 gave up sending after retries (a failure of the record itself, "
+            "e.g. too large); the source offsets were committed without them. By kind "
+            "(deadletter, partial, reference) and reason.",
+            ("kind", "reason"),
+        )
         self.late_events = counter(
             "stream_drift_late_events_total",
             "Events that arrived after their window closed.",
             ("model",),
+        )
+        self.invalid_values = counter(
+            "stream_drift_invalid_values_total",
+            "Feature values of the wrong kind for the reference (e.g. a string where it has "
+            "numbers), counted by stage 1 and left out of the histograms; by model, feature "
+            "and reason (type_mismatch). Missing values are not counted here.",
+            ("model", "feature", "reason"),
         )
         self.series_dropped = Counter(
             "stream_drift_series_dropped",
@@ -243,7 +277,9 @@ class DriftMetrics:
             "stream_drift_events_total": self.events,
             "stream_drift_alerts_total": self.alerts,
             "stream_drift_deadletter_total": self.deadletter,
+            "stream_drift_send_failures_total": self.send_failures,
             "stream_drift_late_events_total": self.late_events,
+            "stream_drift_invalid_values_total": self.invalid_values,
         }
         # Per-model gauges: exported by the worker owning the model's stage-2 partition only.
         self._gauge_names: Final = (
@@ -264,6 +300,7 @@ class DriftMetrics:
             "stream_drift_events_total",
             "stream_drift_alerts_total",
             "stream_drift_late_events_total",
+            "stream_drift_invalid_values_total",
         )
 
     # ------------------------------------------------------------ series cap
@@ -384,6 +421,34 @@ class DriftMetrics:
         if outcome == "late":
             self._inc("stream_drift_late_events_total", (model,), n)
 
+    def count_invalid_values(self, model: str, feature: str, reason: str, n: int = 1) -> None:
+        """Count feature values of the wrong kind that stage 1 left out of a histogram.
+
+        ``feature`` must be a series name of the model's reference (never a name read from an
+        event), so the label set stays bounded.
+
+        Raises
+        ------
+        ValueError
+            When ``reason`` is not one of :data:`INVALID_VALUE_REASONS`, or ``n < 0``.
+
+        Examples
+        --------
+        >>> from prometheus_client import CollectorRegistry
+        >>> registry = CollectorRegistry()
+        >>> metrics = DriftMetrics(registry)
+        >>> metrics.count_invalid_values("fraud", "age", "type_mismatch", 42)
+        >>> registry.get_sample_value(
+        ...     "stream_drift_invalid_values_total",
+        ...     {"model": "fraud", "feature": "age", "reason": "type_mismatch"})
+        42.0
+        """
+        if reason not in INVALID_VALUE_REASONS:
+            raise ValueError(
+                f"reason must be one of {sorted(INVALID_VALUE_REASONS)}, got {reason!r}"
+            )
+        self._inc("stream_drift_invalid_values_total", (model, feature, reason), n)
+
     def count_alert(self, model: str, severity: str | Severity) -> None:
         """Count one published alert (call it for ``firing`` and ``escalated``).
 
@@ -400,6 +465,34 @@ class DriftMetrics:
     def count_deadletter(self, reason: str, n: int = 1) -> None:
         """Count records sent to ``drift.deadletter``; keep ``reason`` a short code."""
         self._inc("stream_drift_deadletter_total", (reason,), n)
+
+    def count_send_failure(self, kind: str, reason: str) -> None:
+        """Count one record stage 1 could not send and skipped (after its retries).
+
+        Raises
+        ------
+        ValueError
+            When ``kind`` or ``reason`` is not one of :data:`SEND_FAILURE_KINDS` /
+            :data:`SEND_FAILURE_REASONS` (the label sets stay bounded).
+
+        Examples
+        --------
+        >>> from prometheus_client import CollectorRegistry
+        >>> registry = CollectorRegistry()
+        >>> metrics = DriftMetrics(registry)
+        >>> metrics.count_send_failure("deadletter", "message_too_large")
+        >>> registry.get_sample_value(
+        ...     "stream_drift_send_failures_total",
+        ...     {"kind": "deadletter", "reason": "message_too_large"})
+        1.0
+        """
+        if kind not in SEND_FAILURE_KINDS:
+            raise ValueError(f"kind must be one of {sorted(SEND_FAILURE_KINDS)}, got {kind!r}")
+        if reason not in SEND_FAILURE_REASONS:
+            raise ValueError(
+                f"reason must be one of {sorted(SEND_FAILURE_REASONS)}, got {reason!r}"
+            )
+        self._inc("stream_drift_send_failures_total", (kind, reason), 1)
 
     def mark_evaluated(self, model: str, timestamp: float) -> None:
         """Record the Unix time of a model's last evaluation."""

@@ -40,11 +40,13 @@ class Partial:
     offset_end: int = -1
     """Offset after the last source record this partial covers."""
     offset_start: int = -1
-    """First source offset this partial covers: its content is *every* event of this model
-    version in ``[offset_start, offset_end)`` of the source partition. Stage 1 cuts these
-    ranges into fixed chunks of offsets and resends a chunk's partial, cumulative, until the
-    chunk is complete; stage 2 applies only what it has not applied yet, so a replay after a
-    crash is counted once. ``-1``: a partial of an older version (range unknown)."""
+    """First source offset this partial covers: ``events`` counts *every* event of this model
+    version in ``[offset_start, offset_end)`` of the source partition per step, and ``steps``
+    holds the histograms of the steps that changed since the sender's previous partial of the
+    range. Stage 1 cuts these ranges into fixed chunks of offsets and resends a chunk's
+    partial, cumulative, until the chunk is complete; stage 2 applies only what it has not
+    applied yet, so a replay after a crash is counted once. ``-1``: a partial of an older
+    version (range unknown)."""
     source_partitions: int = 0
     """Partitions of the source topic (0: unknown); stage 2 waits for all of them."""
 

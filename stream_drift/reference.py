@@ -2,8 +2,9 @@
 
 A profile holds, per feature and per prediction output, its kind, bin layout and reference
 counts (fine grid for KS, coarse grid derived from it for PSI and the others), n and missing
-count. Its id is a content hash, so every result can name the exact reference it was judged
-against. It is stored as JSON and published to the compacted ``drift.references`` topic.
+count, and warnings about a degenerate series (constant, near-constant, empty, too few values).
+Its id is a content hash, so every result can name the exact reference it was judged against.
+It is stored as JSON and published to the compacted ``drift.references`` topic.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from stream_drift.datasets import Column, infer_kind, read_columns
+import numpy as np
+
+from stream_drift.datasets import Column, infer_kind, n_rows, read_columns
 from stream_drift.events import is_prediction_series
 from stream_drift.stats.binning import (
     CategoricalBinning,
     Kind,
     NumericBinning,
     binning_from_dict,
+    finite_values,
 )
 from stream_drift.stats.histogram import Histogram
 
@@ -31,6 +35,15 @@ DEFAULT_EXCLUDED = ("model", "model_version", "event_id", "ts", "timestamp", "la
 """Columns that describe events rather than model inputs; never profiled unless named."""
 
 Role = Literal["feature", "prediction"]
+
+NEAR_CONSTANT_SHARE = 0.99
+"""A series whose most frequent value holds at least this share of its non-missing values is
+flagged ``near-constant`` (``constant`` when it holds all of them): its bins say little, and
+most of what the statistics see is whether that one value stays."""
+
+FEW_VALUES = 100
+"""Fewer non-missing reference values than this are flagged: with the statistics' default
+``min_samples`` (100), no window is ever judged against such a series."""
 
 
 class ReferenceError(ValueError):
@@ -51,12 +64,16 @@ class SeriesProfile:
         Column it was read from in the training data.
     histogram
         Reference counts over the series' binning (``histogram.binning``).
+    warnings
+        What makes the series a weak reference (see :func:`series_warnings`); part of the
+        content the id hashes, written only when there are some.
     """
 
     name: str
     role: Role
     source: str
     histogram: Histogram
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def kind(self) -> Kind:
@@ -73,7 +90,7 @@ class SeriesProfile:
         return Histogram(self.histogram.binning)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "role": self.role,
             "source": self.source,
             "binning": self.histogram.binning.to_dict(),
@@ -81,16 +98,90 @@ class SeriesProfile:
             "missing": self.histogram.missing,
             "counts": self.histogram.counts.tolist(),
         }
+        # Absent rather than 0, so profiles written before type mismatches were counted keep
+        # their id.
+        if self.histogram.mismatched:
+            out["mismatched"] = self.histogram.mismatched
+        # Absent rather than empty, so profiles written before warnings existed keep their id.
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> SeriesProfile:
         binning = binning_from_dict(data["binning"])
+        warnings = data.get("warnings", [])
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise TypeError(f"series {name!r}: warnings must be a list of strings")
         return cls(
             name=name,
             role=data["role"],
             source=data.get("source", name),
-            histogram=Histogram(binning, data["counts"], int(data.get("missing", 0))),
+            histogram=Histogram(
+                binning,
+                data["counts"],
+                int(data.get("missing", 0)),
+                int(data.get("mismatched", 0)),
+            ),
+            warnings=list(warnings),
         )
+
+
+def series_warnings(values: Column, histogram: Histogram) -> list[str]:
+    """What makes one reference series degenerate, in words; empty when nothing does.
+
+    ``no values`` (every value missing), ``constant`` (one distinct value),
+    ``near-constant`` (one value holds at least :data:`NEAR_CONSTANT_SHARE` of the
+    non-missing values) and ``few values`` (fewer than :data:`FEW_VALUES`). Shares count
+    non-missing values only; numeric values are compared as floats, categorical ones as the
+    strings they are binned as.
+
+    Parameters
+    ----------
+    values
+        The raw reference column.
+    histogram
+        Its reference histogram (for the kind, n and missing count).
+
+    Examples
+    --------
+    >>> b = NumericBinning.fit([5.0] * 300)
+    >>> series_warnings([5.0] * 300, Histogram(b).add([5.0] * 300))
+    ['constant: all 300 values are 5.0']
+    >>> col = ["DE"] * 995 + ["FR"] * 5
+    >>> series_warnings(col, Histogram(CategoricalBinning.fit(col)).add(col))
+    ["near-constant: 995 of 1000 values (99.5%) are 'DE'"]
+    """
+    n, binning = histogram.n, histogram.binning
+    if n == 0:
+        if histogram.mismatched:
+            return [
+                f"no values: {histogram.missing} missing and {histogram.mismatched} of the "
+                f"wrong type (not a {binning.kind} value)"
+            ]
+        return [f"no values: all {histogram.missing} are missing"]
+    top: float | str
+    if isinstance(binning, CategoricalBinning):
+        # Categories are ranked by frequency: the first one is the most frequent value.
+        top, top_n = binning.categories[0], int(histogram.counts[0])
+    else:
+        distinct, counts = np.unique(finite_values(values), return_counts=True)
+        i = int(counts.argmax())
+        top, top_n = float(distinct[i]), int(counts[i])
+    out = []
+    if top_n == n:
+        out.append(
+            f"constant: its one value is {top!r}"
+            if n == 1
+            else f"constant: all {n} values are {top!r}"
+        )
+    elif top_n / n >= NEAR_CONSTANT_SHARE:
+        out.append(f"near-constant: {top_n} of {n} values ({top_n / n:.1%}) are {top!r}")
+    if n < FEW_VALUES:
+        out.append(
+            f"few values: {n}, below the {FEW_VALUES} the statistics need by default to judge"
+        )
+    return out
 
 
 @dataclass
@@ -193,6 +284,11 @@ class ReferenceProfile:
             raise ReferenceError(f"{p}: not JSON ({exc})") from exc
         return cls.from_dict(data)
 
+    @property
+    def warnings(self) -> dict[str, list[str]]:
+        """Every series' warnings, by series name; series without any are left out."""
+        return {name: list(s.warnings) for name, s in self.series.items() if s.warnings}
+
     def current_histograms(self, columns: Mapping[str, Column]) -> dict[str, Histogram]:
         """Histograms of a current data set over this reference's bins, by series name.
 
@@ -228,14 +324,22 @@ def build_reference(
     named like prediction series (``prediction``, ``prediction.X``, as in flattened stream
     events) are predictions too.
 
+    Degenerate series (constant, near-constant, all missing, few values) are profiled and
+    carry :func:`series_warnings`.
+
     Raises
     ------
     ReferenceError
-        On a named column that does not exist, a column named both numeric and categorical,
-        two columns that would make the same series, or nothing left to profile.
+        A :class:`ValueError`: on data with no rows, a named column that does not exist, a
+        column named both numeric and categorical, two columns that would make the same
+        series, or nothing left to profile.
     """
     if not model:
         raise ReferenceError("model must be a non-empty name")
+    if n_rows(columns) == 0:
+        raise ReferenceError(
+            "no rows: the data set is empty, and a reference needs at least one row"
+        )
     categorical, numeric = set(categorical), set(numeric)
     for name in [*prediction, *categorical, *numeric]:
         if name not in columns:
@@ -274,12 +378,30 @@ def build_reference(
             if kind == "numeric"
             else CategoricalBinning.fit(values, top_categories)
         )
-        series[name] = SeriesProfile(name, role, column, Histogram(binning).add(values))
+        histogram = Histogram(binning).add(values)
+        series[name] = SeriesProfile(
+            name, role, column, histogram, series_warnings(values, histogram)
+        )
     if not series:
         raise ReferenceError("no column left to profile")
     return ReferenceProfile(model, model_version, series, source=source)
 
 
 def build_reference_from_file(path: str | Path, **kwargs: Any) -> ReferenceProfile:
-    """:func:`build_reference` on a CSV, Parquet or JSON-lines file."""
-    return build_reference(read_columns(path), source=Path(path).name, **kwargs)
+    """:func:`build_reference` on a CSV, Parquet or JSON-lines file.
+
+    Raises
+    ------
+    DataError
+        When the file cannot be read.
+    ReferenceError
+        When it holds no rows (an empty file, a CSV header only, an empty Parquet table), or
+        as :func:`build_reference` does.
+    """
+    columns = read_columns(path)
+    if n_rows(columns) == 0:
+        raise ReferenceError(
+            f"{path}: no rows (the file is empty, or holds only a header or schema): "
+            "a reference needs at least one row"
+        )
+    return build_reference(columns, source=Path(path).name, **kwargs)

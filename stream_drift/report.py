@@ -3,6 +3,10 @@
 The same :func:`~stream_drift.stats.evaluate.evaluate_window` the workers run judges the whole
 current data set as one window, so an offline report and a live window over the same events
 give the same figures.
+
+A report that judged nothing (every window below ``min_samples``, or no rows at all) says so,
+with the reason, rather than "no drift"; the command line exits :data:`EXIT_NOTHING_JUDGED`
+then under ``--fail-on-drift``.
 """
 
 from __future__ import annotations
@@ -15,26 +19,94 @@ from typing import Any
 
 import numpy as np
 
-from stream_drift.datasets import Column
+from stream_drift.datasets import Column, n_rows
 from stream_drift.reference import ReferenceProfile
 from stream_drift.stats.base import Statistic
 from stream_drift.stats.evaluate import FeatureEvaluation, default_statistics, evaluate_window
 from stream_drift.stats.histogram import Histogram
 from stream_drift.stats.result import Severity
 
+EXIT_DRIFT = 1
+"""Exit status of ``stream-drift report --fail-on-drift`` when a series drifted."""
+
+EXIT_NOTHING_JUDGED = 3
+"""Exit status of ``stream-drift report --fail-on-drift`` when no series could be judged."""
+
 
 @dataclass
 class DriftReport:
-    """Every series' evaluation against one reference."""
+    """Every series' evaluation against one reference.
+
+    Parameters
+    ----------
+    profile
+        The reference.
+    evaluations
+        Evaluation of every series found in the current data, by name.
+    currents
+        Current histograms, by series name.
+    absent
+        Reference series not in the current data.
+    current_rows
+        Rows in the current data set; ``None`` when unknown.
+    min_samples
+        Non-missing values a side needs for a series to be judged (the smallest of the
+        statistics' ``min_samples``), to explain the series that were not.
+    """
 
     profile: ReferenceProfile
     evaluations: dict[str, FeatureEvaluation]
     currents: dict[str, Histogram]
     absent: list[str]
+    current_rows: int | None = None
+    min_samples: int = 100
 
     @property
     def drifted(self) -> list[str]:
         return [name for name, e in self.ordered() if e.drift]
+
+    @property
+    def judged_series(self) -> list[str]:
+        """Series that had enough values on both sides to be judged, by name."""
+        return sorted(name for name, e in self.evaluations.items() if e.judged)
+
+    @property
+    def any_judged(self) -> bool:
+        """Whether at least one series was judged; without one, "no drift" means nothing."""
+        return any(e.judged for e in self.evaluations.values())
+
+    @property
+    def not_judged(self) -> dict[str, str]:
+        """Why each series found in the current data was not judged, by name."""
+        out = {}
+        for name, e in sorted(self.evaluations.items()):
+            if e.judged:
+                continue
+            reasons = []
+            if e.n_current == 0:
+                missing = self.currents[name].missing
+                reasons.append(
+                    "no current values" + (f" (all {missing} missing)" if missing else "")
+                )
+            elif e.n_current < self.min_samples:
+                reasons.append(f"only {e.n_current} current values, fewer than {self.min_samples}")
+            if e.n_reference < self.min_samples:
+                reasons.append(
+                    f"only {e.n_reference} reference values, fewer than {self.min_samples}"
+                )
+            out[name] = "; ".join(reasons) or "not judged"
+        return out
+
+    @property
+    def not_judged_reason(self) -> str | None:
+        """Why nothing at all was judged, in a few words; ``None`` when something was."""
+        if self.any_judged:
+            return None
+        if self.current_rows == 0:
+            return "the current data has no rows"
+        if not self.evaluations:
+            return "none of the reference's series is in the current data"
+        return "no series has enough values"
 
     def ordered(self) -> list[tuple[str, FeatureEvaluation]]:
         """Drifted series first, most severe and largest PSI first, then by name."""
@@ -58,6 +130,12 @@ class DriftReport:
             "reference_id": self.profile.id,
             "drifted": self.drifted,
             "absent": self.absent,
+            "judged": self.any_judged,
+            "n_series": len(self.profile.series),
+            "n_judged": len(self.judged_series),
+            "not_judged": self.not_judged,
+            "not_judged_reason": self.not_judged_reason,
+            "current_rows": self.current_rows,
             "features": {name: self.feature_dict(e) for name, e in self.ordered()},
         }
 
@@ -84,18 +162,22 @@ def build_report(
     >>> rep = build_report(ref, {"x": rng.normal(0.5, size=2000), "y": rng.normal(size=2000)})
     >>> rep.drifted
     ['x']
+
+    Too few values, or none, and nothing is judged:
+
+    >>> rep = build_report(ref, {"x": rng.normal(size=20), "y": []})
+    >>> rep.any_judged, rep.not_judged_reason, rep.not_judged["x"]
+    (False, 'no series has enough values', 'only 20 current values, fewer than 100')
     """
     currents = profile.current_histograms(columns)
     references = {name: s.histogram for name, s in profile.series.items() if name in currents}
+    stats = list(statistics) if statistics is not None else default_statistics()
     evaluations = evaluate_window(
-        references,
-        currents,
-        statistics if statistics is not None else default_statistics(),
-        decisive=decisive,
-        correction=correction,
+        references, currents, stats, decisive=decisive, correction=correction
     )
     absent = sorted(set(profile.series) - set(currents))
-    return DriftReport(profile, evaluations, currents, absent)
+    min_samples = min((s.min_samples for s in stats), default=1)
+    return DriftReport(profile, evaluations, currents, absent, n_rows(columns), min_samples)
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -135,35 +217,48 @@ def render_text(report: DriftReport) -> Any:
         "drift",
     ):
         table.add_column(col, justify="left" if col in ("series", "kind", "severity") else "right")
+    stat_keys = ("psi", "psi_threshold", "kl", "js", "ks", "ks_p_value", "chi2_p_value")
     for name, e in report.ordered():
         d = report.feature_dict(e)
         style = _SEVERITY_STYLE[e.severity]
+        # With no values on a side there is no statistic to show, only a placeholder 0.
+        empty = e.n_current == 0 or e.n_reference == 0
         table.add_row(
             name,
             e.kind,
             f"{e.n_reference:,}",
             f"{e.n_current:,}",
             f"{e.missing_ratio:.1%}",
-            _fmt(d["psi"]),
-            _fmt(d["psi_threshold"]),
-            _fmt(d["kl"]),
-            _fmt(d["js"]),
-            _fmt(d["ks"]),
-            _fmt(d["ks_p_value"]),
-            _fmt(d["chi2_p_value"]),
+            *(_fmt(None if empty else d[k]) for k in stat_keys),
             Text(e.severity.label if e.judged else "not judged", style=style),
             Text("DRIFT" if e.drift else "no", style=style),
         )
     drifted = report.drifted
-    if drifted:
-        verdict = Text(
-            f"{len(drifted)} of {len(report.evaluations)} series drifted: " + ", ".join(drifted),
-            style="bold red",
+    not_judged = report.not_judged
+    n_judged = len(report.judged_series)
+    parts: list[Any] = [table] if report.evaluations else []
+    if not report.any_judged:
+        parts.append(Text(f"Nothing judged: {report.not_judged_reason}.", style="bold yellow"))
+        parts += [Text(f"  {name}: {why}", style="yellow") for name, why in not_judged.items()]
+        not_judged = {}
+    elif drifted:
+        parts.append(
+            Text(
+                f"{len(drifted)} of {len(report.evaluations)} series drifted: "
+                + ", ".join(drifted),
+                style="bold red",
+            )
+        )
+    elif not_judged:
+        parts.append(
+            Text(f"No drift in the {n_judged} judged series of {len(report.evaluations)}.")
         )
     else:
-        verdict = Text(f"No drift in {len(report.evaluations)} series.", style="green")
-    parts: list[Any] = [table, verdict]
-    if report.absent:
+        parts.append(Text(f"No drift in {len(report.evaluations)} series.", style="green"))
+    if not_judged:
+        line = "; ".join(f"{name}: {why}" for name, why in not_judged.items())
+        parts.append(Text(f"Not judged: {line}", style="yellow"))
+    if report.absent and report.current_rows != 0:  # with no rows, "no rows" says it all
         parts.append(Text("Not in the current data: " + ", ".join(report.absent), style="yellow"))
     return Group(*parts)
 
@@ -212,7 +307,7 @@ def render_html(report: DriftReport) -> str:
             for k in ("psi", "kl", "js", "ks", "chi2")
             if d[k] is not None
         )
-        badge = "DRIFT" if e.drift else "no drift"
+        badge = "DRIFT" if e.drift else "no drift" if e.judged else "not judged"
         sections.append(
             f'<section class="{e.severity.label}"><h2>{html.escape(name)} '
             f'<span class="badge">{badge} · {e.severity.label}</span></h2>'
@@ -230,7 +325,12 @@ def render_html(report: DriftReport) -> str:
         ".badge{font-size:.6em;background:#eee;padding:2px 6px;border-radius:4px}"
         "</style></head><body>"
         f"<h1>{title}</h1><p>Reference {html.escape(p.id)}. "
-        f"{len(report.drifted)} of {len(report.evaluations)} series drifted. Legend: "
+        + (
+            f"Nothing judged: {html.escape(report.not_judged_reason or '')}. "
+            if not report.any_judged
+            else f"{len(report.drifted)} of {len(report.evaluations)} series drifted. "
+        )
+        + "Legend: "
         '<span style="color:#9e9e9e">■ reference</span> '
         '<span style="color:#f57c00">■ current</span></p>' + "".join(sections) + "</body></html>"
     )

@@ -1,8 +1,9 @@
 """Run a worker as a child process: for the demo, the tests and the benchmarks.
 
 The worker is started with the same interpreter (``python -m stream_drift.cli worker``), its
-settings written to a YAML file, its output to a log file; it is stopped by its PID
-(SIGTERM, then SIGKILL), never by name.
+settings written to a YAML file (all but ``kafka.sasl_password``, which goes to the child's
+environment only), its output to a log file; it is stopped by its PID (SIGTERM, then SIGKILL),
+never by name.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class WorkerProcess:
         self.config_path.write_text(self.settings.to_yaml(), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_DRIFT_")}
         env["PYTHONUNBUFFERED"] = "1"
+        password = self.settings.kafka.sasl_password
+        if password is not None:  # to_yaml() never writes it: hand it over in the environment
+            env["STREAM_DRIFT_KAFKA__SASL_PASSWORD"] = password.get_secret_value()
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "stream_drift.cli", "worker", "-c", str(self.config_path)],

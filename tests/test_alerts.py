@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_drift.alerts import (
+    DATA_QUALITY_SECTION,
     RUNBOOK_SECTIONS,
     AlertPolicy,
     AlertState,
@@ -20,6 +22,7 @@ from stream_drift.alerts import (
     format_alert_line,
     format_timestamp,
 )
+from stream_drift.stats.quality import MismatchRate, MissingRate
 from stream_drift.stats.result import DriftResult, Severity
 
 THRESHOLD = 0.2
@@ -34,6 +37,7 @@ ALERT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "model_version": str,
     "feature": str,
     "statistic": str,
+    "category": str,
     "value": float,
     "threshold": float,
     "p_value": (float, type(None)),
@@ -159,7 +163,7 @@ def test_runbook_sections_exist_in_docs_runbook() -> None:
     """Every anchor an alert links to is a heading of docs/runbook.md."""
     text = (Path(__file__).resolve().parents[1] / "docs" / "runbook.md").read_text()
     anchors = {line[3:].strip().lower() for line in text.splitlines() if line.startswith("## ")}
-    assert set(RUNBOOK_SECTIONS.values()) <= anchors
+    assert set(RUNBOOK_SECTIONS.values()) | {DATA_QUALITY_SECTION} <= anchors
 
 
 def test_policy_defaults() -> None:
@@ -380,7 +384,7 @@ def _check_fields(alert: dict[str, object]) -> None:
     ):
         assert isinstance(stamp, str) and stamp.endswith("Z")
         assert datetime.fromisoformat(stamp).utcoffset() is not None
-    assert alert["dedup_key"] == "fraud/amount/psi"
+    assert alert["dedup_key"] == f"fraud/amount/{alert['statistic']}"
     assert alert["status"] in ("firing", "escalated", "resolved")
     assert alert["severity"] in ("warning", "critical")
     json.dumps(alert, allow_nan=False)
@@ -405,6 +409,7 @@ def test_every_field_present_with_the_right_type() -> None:
     assert firing["model_version"] == "7"
     assert firing["top_bins"] == TOP_BINS
     assert firing["runbook_url"] == ""
+    assert firing["category"] == "drift"
     assert f.alerts[2]["p_value"] is None
 
 
@@ -607,3 +612,99 @@ def test_json_round_trip_before_every_window_gives_identical_behaviour(
         out, t = _replay(tracker, [window], t)
         got += out
     assert got == reference
+
+
+# ----------------------------------------------------------------- data quality
+def quality(
+    rate: float,
+    *,
+    statistic: str = "mismatch_rate",
+    reference: float = 0.0,
+    n: int = 2000,
+    kind: str = "numeric",
+) -> DriftResult:
+    """A data-quality verdict as the statistic gives it (real threshold and p-value)."""
+    cls = MismatchRate if statistic == "mismatch_rate" else MissingRate
+    m = 20_000
+    k, x = round(reference * m), round(rate * n)
+    r = cls().evaluate([m - k, k], [n - x, x])
+    return dataclasses.replace(r, kind=kind)
+
+
+def test_a_type_mismatch_fires_a_data_quality_alert_through_the_lifecycle() -> None:
+    base = "https://wiki.example.org/stream-drift/runbook.md"
+    f = feed(runbook_base_url=base)  # fire_after 2, resolve_after 2, cooldown 600 s
+    rates = [0.0, 0.42, 0.42, 0.62, 0.61, 0.001, 0.0]
+    statuses = f.statuses([quality(rate) for rate in rates])
+    assert statuses == [None, None, "firing", "escalated", None, None, "resolved"]
+    firing, escalated, resolved = f.alerts
+    for alert in f.alerts:
+        _check_fields(alert)
+        assert alert["category"] == "data_quality"
+        assert alert["statistic"] == "mismatch_rate"
+        assert alert["runbook_url"] == f"{base}#streamdriftdataquality"
+        assert alert["alert_id"] == firing["alert_id"]  # one incident, one id
+    assert firing["severity"] == "warning" and escalated["severity"] == "critical"
+    assert firing["value"] == 0.42 and firing["threshold"] == 0.05
+    assert firing["top_bins"] == [{"bin": "(type mismatch)", "reference": 0.0, "current": 0.42}]
+    assert firing["summary"] == (
+        "fraud v7: feature 'amount' data quality — 42% of values are not numbers "
+        "(type mismatch) vs 0% in the reference (threshold 5%) over window "
+        "2025-11-27 10:10–10:15 UTC on 2,000 events."
+    )
+    assert str(escalated["summary"]).startswith(
+        "fraud v7: feature 'amount' data quality worse (critical) — 62% of values are not "
+        "numbers (type mismatch) vs 0% in the reference (threshold 5%)"
+    )
+    assert str(resolved["summary"]).startswith(
+        "fraud v7: feature 'amount' data quality back to normal — 0% of values are not numbers "
+        "(type mismatch) vs 0% in the reference, below the resolve level 4% (threshold 5%)"
+    )
+    assert "critical problem lasted 25 min since 2025-11-27 10:10 UTC" in str(resolved["summary"])
+    # The cooldown applies as to drift alerts: no re-firing within 600 s of the resolve.
+    assert [f(quality(0.5), advance=60.0) for _ in range(3)] == [None, None, None]
+
+
+def test_missing_and_categorical_summaries_say_what_the_values_are() -> None:
+    f = feed(fire_after=1)
+    missing = f(quality(0.3, statistic="missing_rate", reference=0.02, n=1000), feature="age")
+    cat = f(quality(0.2, kind="categorical"), feature="country")
+    unknown = f(quality(0.2, kind=""), feature="zip")
+    assert missing is not None and cat is not None and unknown is not None
+    assert "30% of values are missing (absent or null) vs 2% in the reference (threshold 7%)" in (
+        str(missing["summary"])
+    )
+    assert missing["top_bins"] == [{"bin": "(missing)", "reference": 0.02, "current": 0.3}]
+    assert "20% of values are lists or objects, not categories (type mismatch)" in str(
+        cat["summary"]
+    )
+    assert "20% of values are of the wrong type (type mismatch)" in str(unknown["summary"])
+    # A plain DriftResult of a quality statistic (no reference rate) still reads well.
+    plain = DriftResult("missing_rate", 0.4, 0.05, 1e-9, True, Severity.WARNING, 20_000, 900)
+    alert = f(plain, feature="b", top_bins=TOP_BINS)
+    assert alert is not None and alert["category"] == "data_quality"
+    assert "40% of values are missing (absent or null) (threshold 5%)" in str(alert["summary"])
+    assert alert["top_bins"] == TOP_BINS
+
+
+def test_data_quality_hysteresis_sits_above_the_reference_rate() -> None:
+    """A feature null in 40 % of the reference resolves once back near 40 % (the band is
+    above the reference rate: threshold × 0.8 = 36 % would never be reached)."""
+    f = feed(fire_after=1, resolve_after=2)
+    high = quality(0.55, statistic="missing_rate", reference=0.4, n=5000)
+    normal = quality(0.4, statistic="missing_rate", reference=0.4, n=5000)
+    band = quality(0.445, statistic="missing_rate", reference=0.4, n=5000)
+    assert high.threshold == pytest.approx(0.45) and not normal.is_drift and not band.is_drift
+    assert f.statuses([high, band, normal, normal]) == ["firing", None, None, "resolved"]
+    assert "below the resolve level 44%" in str(f.alerts[-1]["summary"])
+
+
+def test_drift_and_data_quality_alerts_of_one_feature_are_separate_incidents() -> None:
+    f = feed(fire_after=1)
+    drift = f(result(DRIFT))
+    dq = f(quality(0.42))
+    assert drift is not None and dq is not None
+    assert (drift["category"], dq["category"]) == ("drift", "data_quality")
+    assert drift["alert_id"] != dq["alert_id"]
+    assert f.tracker.state("fraud", "amount", "psi") is Severity.WARNING
+    assert f.tracker.state("fraud", "amount", "mismatch_rate") is Severity.WARNING

@@ -277,3 +277,131 @@ def test_console_entry_point_in_a_subprocess(tmp_path: Path) -> None:
     assert missing.returncode == 2
     assert missing.stdout == ""
     assert "error:" in missing.stderr and "gone.parquet: no such file" in missing.stderr
+
+
+# --- degenerate references and windows -------------------------------------------------------
+
+
+def _write_rows(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _empty_inputs(d: Path) -> list[Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    header = d / "header.csv"
+    header.write_text("a,b,color\n")
+    empty_csv = d / "empty.csv"
+    empty_csv.write_text("")
+    jsonl = d / "empty.jsonl"
+    jsonl.write_text("\n")
+    parquet = d / "empty.parquet"
+    pq.write_table(pa.table({"a": pa.array([], pa.float64())}), parquet)
+    return [header, empty_csv, jsonl, parquet]
+
+
+def test_reference_build_refuses_an_empty_input(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    for path in _empty_inputs(tmp_path):
+        r = _run("reference", "build", "--model", "m", "--from", path, "-o", out)
+        _error(r, f"{path}: no rows", "a reference needs at least one row")
+        assert r.stderr.count("\n") == 1, r.stderr  # one line
+        assert r.stdout == ""
+        assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def constant_ref(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    d = tmp_path_factory.mktemp("constant")
+    rng = np.random.default_rng(0)
+    rows = [[5.0, f"{rng.normal():.6f}", "DE"] for _ in range(20_000)]
+    train = _write_rows(d / "train.csv", ["x", "y", "country"], rows)
+    out = d / "c.ref.json"
+    r = _run("reference", "build", "--model", "m", "--from", train, "-o", out)
+    return out, r
+
+
+def test_reference_build_warns_about_constant_columns(constant_ref: tuple[Path, Result]) -> None:
+    out, r = constant_ref
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines() == [
+        "warning: x: constant: all 20000 values are 5.0",
+        "warning: country: constant: all 20000 values are 'DE'",
+    ]
+    assert f"Wrote {out}" in r.stdout and "2 warning(s)" in r.stdout
+    assert ReferenceProfile.load(out).warnings == {
+        "x": ["constant: all 20000 values are 5.0"],
+        "country": ["constant: all 20000 values are 'DE'"],
+    }
+    show = _run("reference", "show", out)
+    assert show.exit_code == 0
+    assert "x: constant: all 20000 values are 5.0" in show.stdout
+    assert "country: constant: all 20000 values are 'DE'" in show.stdout
+    assert "[5, 5]" in show.stdout  # the constant's bins are shown as they are
+    # A clean profile shows no warning section.
+    assert "warning" not in _run("reference", "show", _built_clean(out.parent)).stdout
+
+
+def _built_clean(d: Path) -> Path:
+    train = _write(d / "clean.csv", seed=0, n=500)
+    out = d / "clean.ref.json"
+    r = _run("reference", "build", "--model", "m", "--from", train, "-o", out)
+    assert r.exit_code == 0 and r.stderr == "", r.stderr
+    return out
+
+
+def test_report_finds_a_constant_that_moved(
+    constant_ref: tuple[Path, Result], tmp_path: Path
+) -> None:
+    out, _ = constant_ref
+    rng = np.random.default_rng(1)
+    rows = [[500.0, f"{rng.normal():.6f}", "DE"] for _ in range(2000)]
+    cur = _write_rows(tmp_path / "cur.csv", ["x", "y", "country"], rows)
+    code, data = _report_json(out, cur, "--fail-on-drift")
+    assert code == 1
+    assert data["drifted"] == ["x"]
+    assert data["features"]["x"]["severity"] == "critical"
+    assert data["features"]["x"]["psi"] > 10
+    r = _run("report", "--reference", out, "--current", cur)
+    assert r.exit_code == 0
+    assert "1 of 3 series drifted: x" in r.stdout
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_report_on_an_empty_current_input_judges_nothing(
+    ref_path: Path, tmp_path: Path, as_json: bool
+) -> None:
+    extra = ["--json"] if as_json else []
+    for path in _empty_inputs(tmp_path):
+        base = ["report", "--reference", ref_path, "--current", path, *extra]
+        r = _run(*base)
+        assert r.exit_code == 0, (path, r.output)
+        failing = _run(*base, "--fail-on-drift")
+        assert failing.exit_code == 3, (path, failing.output)
+        assert "Traceback" not in failing.output
+        if as_json:
+            data = json.loads(failing.stdout)
+            assert (data["judged"], data["n_judged"], data["n_series"]) == (False, 0, 5)
+            assert data["not_judged_reason"] == "the current data has no rows"
+            assert data["drifted"] == []
+        else:
+            assert "Nothing judged: the current data has no rows." in failing.stdout
+            assert "No drift" not in failing.stdout
+
+
+def test_report_with_too_few_values_judges_nothing(ref_path: Path, tmp_path: Path) -> None:
+    small = _write(tmp_path / "small.csv", seed=1, n=40)
+    r = _run("report", "--reference", ref_path, "--current", small, "--fail-on-drift")
+    assert r.exit_code == 3
+    assert "Nothing judged: no series has enough values." in r.stdout
+    assert "a: only 40 current values, fewer than 100" in r.stdout
+    assert "No drift" not in r.stdout
+    code, data = _report_json(ref_path, small)
+    assert code == 0
+    assert data["judged"] is False
+    assert data["not_judged"]["color"] == "only 40 current values, fewer than 100"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from stream_drift.config import (
     ENV_PREFIX,
+    KAFKA_RECORD_OVERHEAD,
     STATISTICS,
     ConfigError,
     DecisionSettings,
@@ -27,6 +28,7 @@ from stream_drift.config import (
     _Loader,
     load_settings,
 )
+from stream_drift.events import DEADLETTER_MIN_BYTES
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "stream-drift.yaml"
 
@@ -461,6 +463,46 @@ def test_other_cross_key_checks(tmp_path: Path) -> None:
     ]
 
 
+def test_producer_and_deadletter_limits() -> None:
+    s = Settings()
+    assert s.kafka.producer_max_request_bytes == 1_048_576
+    assert s.ingest.deadletter_max_bytes == 900_000
+    # The producer limit is configured, not Faust's default (1,000,000).
+    assert s.faust_settings()["producer_max_request_size"] == 1_048_576
+    edge = 1_048_576 - KAFKA_RECORD_OVERHEAD
+    assert Settings().override({"ingest.deadletter_max_bytes": edge}).ingest.deadletter_max_bytes
+    assert Settings().override({"ingest.deadletter_max_bytes": DEADLETTER_MIN_BYTES})
+
+
+def test_deadletter_budget_must_fit_the_producer_limit(tmp_path: Path) -> None:
+    expected = (
+        "ingest.deadletter_max_bytes: must be <= kafka.producer_max_request_bytes (500000) "
+        "minus 512 bytes of Kafka record framing (499488), got 900000; lower it or raise "
+        "kafka.producer_max_request_bytes"
+    )
+    assert problems(tmp_path, "kafka: {producer_max_request_bytes: 500000}") == [expected]
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"STREAM_DRIFT_INGEST__DEADLETTER_MAX_BYTES": "1048065"})
+    assert err.value.problems == (
+        "ingest.deadletter_max_bytes: must be <= kafka.producer_max_request_bytes (1048576) "
+        "minus 512 bytes of Kafka record framing (1048064), got 1048065; lower it or raise "
+        "kafka.producer_max_request_bytes (from STREAM_DRIFT_INGEST__DEADLETTER_MAX_BYTES)",
+    )
+    assert problems(tmp_path, "ingest: {deadletter_max_bytes: 1000}") == [
+        "ingest.deadletter_max_bytes: must be an integer >= 16384, got 1000"
+    ]
+    # Raising both together is fine.
+    s = load_settings(
+        write(
+            tmp_path,
+            "kafka: {producer_max_request_bytes: 8388608}\n"
+            "ingest: {deadletter_max_bytes: 8000000}\n",
+        ),
+        env={},
+    )
+    assert s.faust_settings()["producer_max_request_size"] == 8_388_608
+
+
 def test_several_errors_reported_at_once(tmp_path: Path) -> None:
     lines = problems(
         tmp_path,
@@ -519,7 +561,9 @@ def test_override() -> None:
 
 def test_to_yaml_round_trip_of_defaults(tmp_path: Path) -> None:
     text = Settings().to_yaml()
-    assert yaml.safe_load(text) == Settings().model_dump(mode="json")
+    expected = Settings().model_dump(mode="json")
+    del expected["kafka"]["sasl_password"]  # a secret is never written out
+    assert yaml.safe_load(text) == expected
     assert load_settings(write(tmp_path, text), env={}) == Settings()
 
 
@@ -575,18 +619,21 @@ def test_faust_settings() -> None:
             "STREAM_DRIFT_KAFKA__HEARTBEAT_INTERVAL_SECONDS": "1",
             "STREAM_DRIFT_KAFKA__REBALANCE_TIMEOUT_SECONDS": "6",
             "STREAM_DRIFT_KAFKA__PRODUCER_MAX_BATCH_SIZE": "1",
+            "STREAM_DRIFT_KAFKA__PRODUCER_MAX_REQUEST_BYTES": "4194304",
             "STREAM_DRIFT_TOPICS__PARTITIONS__PARTIALS": "8",
             "STREAM_DRIFT_WEB__PORT": "16066",
             "STREAM_DRIFT_WORKER__DATA_DIR": "/var/lib/drift",
         }
     )
     assert s.faust_settings() == {
+        "broker_credentials": None,
         "id": "drift-test",
         "broker": "kafka://127.0.0.1:19092,[::1]:19093",
         "broker_session_timeout": 6.0,
         "broker_heartbeat_interval": 1.0,
         "broker_rebalance_timeout": 6.0,
         "producer_max_batch_size": 1,
+        "producer_max_request_size": 4194304,
         "web_host": "127.0.0.1",
         "web_port": 16066,
         "store": "memory://",
@@ -606,5 +653,94 @@ def test_faust_settings_refuses_embedded() -> None:
 
 
 def test_config_module_does_not_import_faust() -> None:
+    """Only ``Settings._faust_credentials`` imports Faust (``faust.auth``), inside the function
+    and only for SASL: loading settings never needs Faust, mode or aiokafka."""
+    import ast
+    import subprocess
+    import sys
+
     source = (Path(__file__).resolve().parents[1] / "stream_drift" / "config.py").read_text()
-    assert not re.search(r"^\s*(import|from)\s+(faust|mode|aiokafka)\b", source, re.M)
+    tree = ast.parse(source)
+    module_level = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    names = [a.name for n in module_level if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in module_level if isinstance(n, ast.ImportFrom)]
+    assert not [n for n in names if re.match(r"(faust|mode|aiokafka)\b", n)]
+    nested = [
+        (func.name, node.module)
+        for func in ast.walk(tree)
+        if isinstance(func, ast.FunctionDef)
+        for node in ast.walk(func)
+        if isinstance(node, ast.ImportFrom)
+        and re.match(r"(faust|mode|aiokafka)\b", node.module or "")
+    ]
+    assert nested == [("_faust_credentials", "faust.auth")]
+    code = (
+        "import sys\nfrom stream_drift.config import Settings, load_settings\n"
+        "s = load_settings(env={})\ns.faust_settings(); s.to_yaml(); s.kafka.client_kwargs()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('faust', 'mode', 'aiokafka')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+# --- data quality (issue 7) ------------------------------------------------------------------
+
+
+def test_data_quality_alerts_are_on_by_default_beside_alert_on() -> None:
+    d = Settings().decision
+    assert (d.quality_alerts, d.quality_min_effect) == (True, 0.05)
+    assert d.alert_on == ("psi",)  # alert_on keeps naming the drift statistics only
+    assert d.deciding == ("psi", "missing_rate", "mismatch_rate")
+    off = load_settings(env={"STREAM_DRIFT_DECISION__QUALITY_ALERTS": "false"}).decision
+    assert off.deciding == ("psi",)
+    both = Settings().override({"decision.alert_on": ["psi", "ks"]}).decision
+    assert both.deciding == ("psi", "ks", "missing_rate", "mismatch_rate")
+    from stream_drift.stats import QUALITY_STATISTICS
+
+    assert set(d.deciding) - set(d.alert_on) == QUALITY_STATISTICS
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            "decision: {quality_min_effect: 1.0}",
+            "decision.quality_min_effect: must be a number >= 0 and < 1, got 1.0",
+        ),
+        (
+            "decision: {quality_min_effect: -0.01}",
+            "decision.quality_min_effect: must be a number >= 0 and < 1",
+        ),
+        ("decision: {quality_alerts: maybe}", "decision.quality_alerts: must be true or false"),
+        ("decision: {quality_alert: true}", "decision.quality_alert: unknown key"),
+    ],
+)
+def test_data_quality_keys_are_validated(tmp_path: Path, text: str, line: str) -> None:
+    (got,) = problems(tmp_path, text + "\n")
+    assert got.startswith(line), got
+
+
+def test_runtime_builds_the_quality_statistics_from_the_decision_settings() -> None:
+    from stream_drift.app.runtime import build_statistics, decision_policy
+    from stream_drift.stats import MismatchRate, MissingRate
+
+    stats = build_statistics(Settings().override({"decision.quality_min_effect": 0.1}))
+    quality = [s for s in stats if isinstance(s, MissingRate | MismatchRate)]
+    assert [s.name for s in quality] == ["missing_rate", "mismatch_rate"]
+    assert all(
+        (s.false_alarm_rate, s.min_effect, s.min_samples, s.threshold) == (0.0005, 0.1, 100, None)
+        for s in quality
+    )
+    # With no false-alarm rate, the floor above the reference's rate is the whole threshold.
+    fixed = Settings().override(
+        {
+            "decision.false_alarm_rate": None,
+            "decision.thresholds": {s: 0.2 for s in STATISTICS},
+        }
+    )
+    for s in build_statistics(fixed)[-2:]:
+        assert (s.threshold, s.false_alarm_rate) == (0.0, None)
+        assert s.threshold_for(1000, 500, 1) == 0.05
+    assert decision_policy(fixed).alert_on == ("psi", "missing_rate", "mismatch_rate")

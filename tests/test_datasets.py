@@ -18,9 +18,10 @@ from stream_drift.datasets import (
     detect_format,
     flatten_row,
     infer_kind,
+    n_rows,
     read_columns,
 )
-from stream_drift.reference import build_reference_from_file
+from stream_drift.reference import ReferenceError, build_reference_from_file
 
 N = 500
 
@@ -207,6 +208,38 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
     path.write_text("a")
     with pytest.raises(DataError, match="unknown format 'xlsx'"):
         read_columns(path)
+
+
+def _empty_files(tmp_path: Path) -> dict[str, Path]:
+    """Data sets with no rows in every format, and what :func:`read_columns` gives for them."""
+    files = {
+        "header-only.csv": "a,b,c\n",
+        "empty.csv": "",
+        "blank.csv": "\n  \n",
+        "empty.jsonl": "",
+        "blank.jsonl": "\n\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    table = pa.table({"a": pa.array([], pa.float64()), "b": pa.array([], pa.string())})
+    pq.write_table(table, tmp_path / "empty.parquet")
+    return {name: tmp_path / name for name in [*files, "empty.parquet"]}
+
+
+def test_empty_data_sets_read_as_no_rows(tmp_path: Path) -> None:
+    columns = {name: read_columns(path) for name, path in _empty_files(tmp_path).items()}
+    assert {name: n_rows(c) for name, c in columns.items()} == dict.fromkeys(columns, 0)
+    # A header or a schema names the columns, with no values in them.
+    assert {n: len(v) for n, v in columns["header-only.csv"].items()} == {"a": 0, "b": 0, "c": 0}
+    assert {n: len(v) for n, v in columns["empty.parquet"].items()} == {"a": 0, "b": 0}
+    assert columns["empty.csv"] == columns["blank.csv"] == columns["empty.jsonl"] == {}
+
+
+def test_a_reference_is_never_built_from_no_rows(tmp_path: Path) -> None:
+    for name, path in _empty_files(tmp_path).items():
+        with pytest.raises(ReferenceError, match=rf"{name}: no rows") as info:
+            build_reference_from_file(path, model="m")
+        assert isinstance(info.value, ValueError)
 
 
 def test_unreadable_parquet(tmp_path: Path) -> None:

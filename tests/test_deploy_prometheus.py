@@ -52,6 +52,7 @@ WORKER_METRICS = frozenset(
         "stream_drift_last_evaluation_timestamp_seconds",
         "stream_drift_evaluation_duration_seconds",
         "stream_drift_deadletter_total",
+        "stream_drift_invalid_values_total",
         "stream_drift_late_events_total",
         "stream_drift_series_dropped_total",
         "stream_drift_consumer_lag_records",
@@ -136,6 +137,10 @@ def runbook_anchors() -> dict[str, str]:
 
 ALERTS = alerting_rules()
 ALERT_NAMES = [r["alert"] for r in ALERTS]
+# Alerts whose severity label is a template over the worker's state (1 warning, 2 critical).
+SEVERITY_FROM_STATE = {
+    "StreamDriftDataQuality": "{{ if ge $value 2.0 }}critical{{ else }}warning{{ end }}",
+}
 
 
 # ------------------------------------------------------------------- promtool / amtool
@@ -174,6 +179,22 @@ def test_amtool_check_config() -> None:
         ),
         (
             {
+                "alertname": "StreamDriftDataQuality",
+                "severity": "critical",
+                "category": "data_quality",
+            },
+            "pager",
+        ),
+        (
+            {
+                "alertname": "StreamDriftDataQuality",
+                "severity": "warning",
+                "category": "data_quality",
+            },
+            "tickets",
+        ),
+        (
+            {
                 "alertname": "StreamDriftLateEventsHigh",
                 "severity": "warning",
                 "category": "detector",
@@ -204,6 +225,7 @@ def test_rule_groups_and_alert_names() -> None:
     assert set(ALERT_NAMES) >= {
         "StreamDriftCritical",
         "StreamDriftWarning",
+        "StreamDriftDataQuality",
         "StreamDriftWorkerDown",
         "StreamDriftEvaluationStalled",
         "StreamDriftConsumerLagGrowing",
@@ -218,8 +240,12 @@ def test_rule_groups_and_alert_names() -> None:
 def test_alert_labels_and_annotations(rule: dict[str, Any]) -> None:
     name = rule["alert"]
     labels, annotations = rule.get("labels", {}), rule.get("annotations", {})
-    assert labels.get("severity") in {"critical", "warning"}, f"{name}: severity"
-    assert labels.get("category") in {"drift", "detector"}, f"{name}: category"
+    severity = labels.get("severity")
+    if name in SEVERITY_FROM_STATE:
+        assert severity == SEVERITY_FROM_STATE[name], f"{name}: severity template"
+    else:
+        assert severity in {"critical", "warning"}, f"{name}: severity"
+    assert labels.get("category") in {"drift", "data_quality", "detector"}, f"{name}: category"
     for key in ("summary", "description", "runbook_url"):
         assert str(annotations.get(key, "")).strip(), f"{name}: annotation {key!r} missing"
     match = RUNBOOK_URL.match(annotations["runbook_url"].strip())
@@ -247,8 +273,12 @@ def test_runbook_internal_links_resolve() -> None:
 
 
 def test_drift_alerts_keep_the_series_labels() -> None:
-    drift = [r for r in ALERTS if r["labels"]["category"] == "drift"]
-    assert {r["alert"] for r in drift} == {"StreamDriftCritical", "StreamDriftWarning"}
+    drift = [r for r in ALERTS if r["labels"]["category"] in ("drift", "data_quality")]
+    assert {r["alert"] for r in drift} == {
+        "StreamDriftCritical",
+        "StreamDriftWarning",
+        "StreamDriftDataQuality",
+    }
     for rule in drift:
         expr = rule["expr"]
         assert "stream_drift_alert_state" in expr
@@ -259,6 +289,31 @@ def test_drift_alerts_keep_the_series_labels() -> None:
         )
         assert "keep_firing_for" in rule, f"{rule['alert']}: keep_firing_for missing"
         assert seconds(rule["keep_firing_for"]) >= 300
+
+
+def test_drift_and_data_quality_alerts_split_the_statistics() -> None:
+    """The data-quality statistics' states raise StreamDriftDataQuality, never a drift alert;
+    their names are the worker's (stream_drift.stats.QUALITY_STATISTICS)."""
+    from stream_drift.stats import QUALITY_STATISTICS
+
+    by_name = {r["alert"]: r for r in ALERTS}
+    names = "|".join(sorted(QUALITY_STATISTICS, reverse=True))
+    assert names == "missing_rate|mismatch_rate"
+    for alert in ("StreamDriftCritical", "StreamDriftWarning"):
+        assert f'statistic!~"{names}"' in by_name[alert]["expr"], alert
+    assert by_name["StreamDriftDataQuality"]["expr"].strip() == (
+        f'stream_drift_alert_state{{statistic=~"{names}"}} > 0'
+    )
+    # Both severities the template can give are seen in the promtool unit tests.
+    seen = set()
+    for path in RULE_TESTS.glob("*.yml"):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            for check in case.get("alert_rule_test", []):
+                if check["alertname"] == "StreamDriftDataQuality":
+                    for alert in check.get("exp_alerts") or []:
+                        assert alert["exp_labels"]["category"] == "data_quality"
+                        seen.add(alert["exp_labels"]["severity"])
+    assert seen == {"warning", "critical"}
 
 
 def test_for_durations_the_end_to_end_test_waits_for() -> None:
@@ -429,6 +484,22 @@ def drift(alertname: str, model: str, feature: str, statistic: str, **extra: str
     }
 
 
+def data_quality(
+    severity: str, model: str, feature: str, statistic: str, **extra: str
+) -> dict[str, str]:
+    return {
+        "alertname": "StreamDriftDataQuality",
+        "severity": severity,
+        "category": "data_quality",
+        "model": model,
+        "feature": feature,
+        "statistic": statistic,
+        "job": "stream-drift",
+        "instance": "worker-1:6066",
+        **extra,
+    }
+
+
 def detector(alertname: str, severity: str, **extra: str) -> dict[str, str]:
     return {"alertname": alertname, "severity": severity, "category": "detector", **extra}
 
@@ -513,6 +584,51 @@ SCENARIO: dict[str, tuple[dict[str, str], str, str | None]] = {
     ),
     "crit_churn": (
         drift("StreamDriftCritical", "churn", "plan", "chi2", model_version="2"),
+        "active",
+        None,
+    ),
+    # data quality: a critical mutes the warning of the same series only ...
+    "dq_crit": (
+        data_quality("critical", "fraud", "age", "mismatch_rate", model_version="7"),
+        "active",
+        None,
+    ),
+    "dq_warn_same": (
+        data_quality("warning", "fraud", "age", "mismatch_rate", model_version="7"),
+        "suppressed",
+        "dq_crit",
+    ),
+    "dq_warn_other_stat": (
+        data_quality("warning", "fraud", "age", "missing_rate", model_version="7"),
+        "active",
+        None,
+    ),
+    # ... a dead worker mutes the data-quality alerts it reported (c) ...
+    "dq_on_dead": (
+        data_quality(
+            "critical",
+            "credit",
+            "income",
+            "missing_rate",
+            model_version="3",
+            instance="worker-2:6066",
+        ),
+        "suppressed",
+        "down",
+    ),
+    # ... and an unhealthy detector for the model mutes them like drift alerts (b).
+    "dq_stalled": (
+        data_quality("critical", "scoring", "zip", "mismatch_rate", model_version="1"),
+        "suppressed",
+        "stalled",
+    ),
+    "dq_warn_churn": (
+        data_quality("warning", "churn", "age", "missing_rate", model_version="2"),
+        "suppressed",
+        "watermark",
+    ),
+    "dq_crit_churn": (
+        data_quality("critical", "churn", "plan", "missing_rate", model_version="2"),
         "active",
         None,
     ),

@@ -584,3 +584,99 @@ def test_no_watermark_lag_while_an_unheard_partition_holds_the_windows_back() ->
     assert ev.watermark_lag(T0 + 56) is None
     # after the idle timeout the others stop holding it back: a finite lag again
     assert ev.watermark_lag(T0 + 55 + IDLE + 1) is not None
+
+
+# ------------------------------------------------------------------------ skewed clocks
+
+FUTURE = 300.0
+
+
+def _bounded(**kw: Any) -> ModelEvaluator:
+    return ModelEvaluator(
+        "m", _registry(), _policy(max_future_seconds=FUTURE, **kw), _decision(fast=True)
+    )
+
+
+def test_a_future_step_is_not_merged_and_cannot_move_the_watermark() -> None:
+    rng = np.random.default_rng(7)
+    ev = _bounded()
+    now = T0 + 30
+    year_3000 = 32_503_680_000.0
+    p = _partial("a", {T0: _values(rng, 20), year_3000: _values(rng, 1)}, year_3000, 1)
+    out = ev.handle(p, now=now)
+    w = _window(ev)
+    assert out.merged_events == 20 and w.future_events == 1
+    assert w.sources["a"][0] == now + FUTURE  # bounded, not the year 3000
+    assert year_3000 not in w.pending_events
+
+
+def test_a_state_poisoned_by_an_older_version_recovers() -> None:
+    """Written while a year-3000 event was accepted: every step up to it closed."""
+    rng = np.random.default_rng(8)
+    poisoned = _evaluator()  # no bound, like the older version
+    year_3000 = 32_503_680_000.0
+    p = _partial("a", {T0: _values(rng, 20), year_3000: _values(rng, 1)}, year_3000 + 90, 1)
+    poisoned.handle(p, now=T0 + 30)
+    state = json.loads(json.dumps(poisoned.to_dict()))
+    assert state["versions"]["1"]["last_closed_end"] == year_3000 + STEP
+    # Without the repair, every later event would be late:
+    later = _partial("a", {T0 + 3600: _values(rng, 5)}, T0 + 3659, 2)
+    assert poisoned.handle(later, now=T0 + 3660).late_events == 5
+    ev = ModelEvaluator.from_dict(
+        state, _registry(), _policy(max_future_seconds=FUTURE), _decision(fast=True)
+    )
+    # The next hour of events is counted, not late, and its windows close again.
+    now = T0 + 3600
+    out = ev.handle(_partial("a", {now: _values(rng, 30)}, now + 59, 2), now=now + 60)
+    assert (out.merged_events, out.late_events) == (30, 0)
+    out = ev.handle(_partial("a", {}, now + 80, 3), now=now + 81)
+    assert [(r.window_start, r.n_events) for r in out.results] == [(now, 30)]
+
+
+# ----------------------------------------------------------------------- data quality
+
+
+def test_a_type_change_raises_a_data_quality_alert_and_no_drift_alert() -> None:
+    """Issue 7, stage 2: 'x' switches to strings for 40 % of the events. The worker's own
+    decision policy (quality alerts on by default) fires a data_quality alert on
+    mismatch_rate after fire_after windows; PSI and the missing rate stay quiet."""
+    from stream_drift.app.runtime import decision_policy
+    from stream_drift.config import Settings
+
+    settings = Settings().override({"alerts.fire_after": 2, "alerts.cooldown_seconds": 0.0})
+    decision = decision_policy(settings)
+    assert decision.alert_on == ("psi", "missing_rate", "mismatch_rate")
+    ev = ModelEvaluator("m", _registry(), _policy(), decision)
+    rng = np.random.default_rng(9)
+    alerts: list[dict[str, object]] = []
+    results = []
+    for i in range(4):
+        cols = _values(rng, 1000)
+        if i >= 1:
+            cols["x"][:400] = ["forty"] * 400
+        start = T0 + 60 * i
+        out = ev.handle(_partial("a", {start: cols}, start + 59, offset_end=i + 1), now=2000.0 + i)
+        alerts += out.alerts
+        results += out.results
+    out = ev.handle(_partial("a", {}, T0 + 60 * 4 + LATENESS, offset_end=9), now=2010.0)
+    alerts += out.alerts
+    results += out.results
+    assert len(results) == 4
+    last = results[-1].evaluations["x"]
+    assert last.mismatch_ratio == pytest.approx(0.4) and last.missing_ratio == 0.0
+    assert last.data_quality and not last.drift
+    assert results[-1].drifted == []
+    assert [(a["feature"], a["statistic"], a["status"], a["category"]) for a in alerts] == [
+        ("x", "mismatch_rate", "firing", "data_quality")
+    ]
+    (alert,) = alerts
+    assert alert["severity"] == "warning" and alert["value"] == pytest.approx(0.4)
+    assert str(alert["summary"]).startswith(
+        "m v1: feature 'x' data quality — 40% of values are not numbers (type mismatch) "
+        "vs 0% in the reference (threshold 5%)"
+    )
+    # The window's result message carries the rates and the verdicts.
+    d = results[-1].to_dict()
+    json.dumps(d)
+    x = d["features"]["x"]
+    assert x["mismatch_ratio"] == pytest.approx(0.4) and x["data_quality"] is True

@@ -39,3 +39,18 @@ def test_a_long_table_recovery_is_failing_a_short_one_is_not() -> None:
     body = health_report(rt, now=1000.0 + RECOVERY_STUCK_SECONDS + 5)
     assert body["status"] == "failing"
     assert body["problems"] == [f"table recovery running for {RECOVERY_STUCK_SECONDS + 5:.0f} s"]
+
+
+def test_degraded_keeps_every_field_and_is_not_failing() -> None:
+    from stream_drift.app.web import INGEST_LOOP_STUCK_SECONDS
+
+    rt = _runtime()
+    rt.health.update(ingest="started", ingest_partitions=[0], records_consumed=7)
+    rt.health["ingest_loop_at"] = 1000.0
+    body = health_report(rt, now=1000.0 + INGEST_LOOP_STUCK_SECONDS + 1)
+    assert body["status"] == "degraded"
+    assert body["problems"] == [
+        f"ingest loop stuck: no iteration for {INGEST_LOOP_STUCK_SECONDS + 1:.0f} s"
+    ]
+    assert {"references", "references_ready", "ingest", "ingest_partitions"} <= set(body)
+    assert body["records_consumed"] == 7

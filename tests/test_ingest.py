@@ -436,3 +436,93 @@ def test_warmup_completing_mid_batch_accepts_the_rest_of_the_batch() -> None:
     for step in p.steps:
         got.merge_in(_hist(p, step, "amount", ref))
     assert got == ref.series["amount"].empty().add([float(i) for i in range(100, 130)])
+
+
+def test_an_event_ahead_of_the_clock_is_dead_lettered_and_moves_no_watermark() -> None:
+    now = T0 + 1000
+    acc = IngestAccumulator(
+        _registry(), step_seconds=STEP, max_future_seconds=300, clock=lambda: now
+    )
+    out = acc.add_records(
+        [
+            _rec(_event(now + 299), 0),  # within the bound: accepted
+            _rec(_event(32_503_680_000.0), 1),  # the year 3000
+            _rec(_event(now + 301), 2),  # an hour-ahead clock is refused too, from 300 s on
+        ]
+    )
+    assert dict(out.accepted) == {"fraud": 1}
+    assert [r.reason for r in out.rejections] == [RejectReason.FUTURE_TIMESTAMP] * 2
+    assert "ahead of the worker's clock" in out.rejections[0].detail
+    assert out.rejections[0].model == "fraud"
+    [p] = acc.flush()
+    assert p.watermark == now + 299
+
+
+def test_max_future_seconds_is_validated() -> None:
+    with pytest.raises(ValueError, match="max_future_seconds"):
+        IngestAccumulator(_registry(), step_seconds=STEP, max_future_seconds=-1)
+
+
+# --- values of the wrong kind (issue 7) ------------------------------------------------------
+
+
+def test_wrong_kind_values_are_counted_apart_from_missing_ones() -> None:
+    """``"amount": "12.5"`` where the reference is numeric: accepted, not missing, counted."""
+    ref = _reference()
+    acc = IngestAccumulator(_registry(ref), step_seconds=STEP)
+    amounts: list[Any] = ["12.5", None, 40.0, "forty", True, 7.5]
+    out = acc.add_records([_rec(_event(T0 + i, amount=a), i) for i, a in enumerate(amounts)])
+    assert dict(out.accepted) == {"fraud": 6} and out.rejections == []
+    # A bool arrives as "true" (the decoder's category form): the wrong kind too.
+    assert out.mismatched == {("fraud", "amount"): 3}
+    [p] = acc.flush()
+    amount = _hist(p, T0, "amount", ref)
+    assert (amount.n, amount.missing, amount.mismatched) == (2, 1, 3)
+    assert amount.missing_ratio == pytest.approx(1 / 6)
+    assert amount.mismatch_ratio == pytest.approx(3 / 6)
+    # The serialised partial carries the count (stage 2 slides it like any other).
+    assert p.steps[T0]["amount"]["mismatched"] == 3
+    # A number where the reference has categories is a category, not a mismatch.
+    out = acc.add_records([_rec(_event(T0, country=49.0), 10)])
+    assert out.mismatched == {}
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    amounts=st.lists(
+        st.one_of(st.floats(0, 100), st.none(), st.sampled_from(["12.5", "x", "", True])),
+        min_size=1,
+        max_size=40,
+    ),
+    batches=st.integers(1, 4),
+)
+def test_batch_outcomes_count_exactly_the_mismatches_in_the_histograms(
+    amounts: list[Any], batches: int
+) -> None:
+    ref = _reference()
+    acc = IngestAccumulator(_registry(ref), step_seconds=STEP)
+    recs = [_rec(_event(T0 + i % 120, amount=a), i) for i, a in enumerate(amounts)]
+    counted = 0
+    for idx in np.array_split(np.arange(len(recs)), batches):
+        out = acc.add_records([recs[i] for i in idx])
+        assert set(out.mismatched) <= {("fraud", "amount")}
+        counted += out.mismatched[("fraud", "amount")]
+    want = sum(1 for a in amounts if isinstance(a, str | bool))
+    assert counted == want
+    [p] = acc.flush()
+    in_partial = sum(
+        _hist(p, s, "amount", ref).mismatched for s in p.steps if "amount" in p.steps[s]
+    )
+    assert in_partial == want
+
+
+def test_a_resent_chunk_carries_only_the_histograms_of_the_steps_that_changed() -> None:
+    acc = IngestAccumulator(_registry(), step_seconds=STEP, chunk_records=1000)
+    acc.add_records([_rec(_event(T0 + i), i) for i in range(3)])
+    [first] = acc.flush()
+    assert set(first.steps) == {T0}
+    acc.add_records([_rec(_event(T0 + 61), 3)])
+    [second] = acc.flush()
+    # Counts are cumulative over the chunk, histograms only for the step that got events.
+    assert (second.offset_start, second.events) == (0, {T0: 3, T0 + 60: 1})
+    assert set(second.steps) == {T0 + 60}

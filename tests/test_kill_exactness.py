@@ -49,7 +49,7 @@ from stream_drift.embedded import EmbeddedBroker
 pytestmark = pytest.mark.kafka
 
 EVENTS = 40_000
-BASE = 1_830_297_600.0  # 2028-01-01T00:00:00Z
+BASE = 1_704_067_200.0  # 2024-01-01T00:00:00Z (in the past: future events are refused)
 # One 120 s window holding the whole stream (event time [0, 100) s); it closes on the idle
 # fallback a few seconds after the traffic stops.
 WINDOW = {

@@ -28,7 +28,9 @@ EXPECTED: dict[str, tuple[str, frozenset[str]]] = {
     "stream_drift_evaluation_duration_seconds": ("histogram", frozenset()),
     "stream_drift_series_dropped_total": ("counter", frozenset({"metric"})),
     "stream_drift_deadletter_total": ("counter", frozenset({"reason"})),
+    "stream_drift_send_failures_total": ("counter", frozenset({"kind", "reason"})),
     "stream_drift_late_events_total": ("counter", frozenset({"model"})),
+    "stream_drift_invalid_values_total": ("counter", frozenset({"model", "feature", "reason"})),
     "stream_drift_threshold": ("gauge", frozenset(STAT)),
     "stream_drift_watermark_lag_seconds": ("gauge", frozenset({"model"})),
     "stream_drift_consumer_lag_records": ("gauge", frozenset({"topic", "partition"})),
@@ -87,6 +89,8 @@ def test_exposed_names_types_and_labels_are_exact(
     registry: CollectorRegistry, metrics: DriftMetrics
 ) -> None:
     populate(metrics)
+    metrics.count_send_failure("partial", "message_too_large")
+    metrics.count_invalid_values("fraud", "age", "type_mismatch", 3)
     metrics.series_dropped.labels(metric="stream_drift_statistic")  # make a sample appear
     text = exposition(registry)
     # ``*_created`` companions are prometheus_client's own (process-wide switch
@@ -267,6 +271,32 @@ def test_alert_counter_accepts_label_or_severity(
         metrics.count_alert("fraud", Severity.OK)
 
 
+def test_send_failures_by_kind_and_reason(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    def failures(kind: str, reason: str) -> float | None:
+        return registry.get_sample_value(
+            "stream_drift_send_failures_total", {"kind": kind, "reason": reason}
+        )
+
+    metrics.count_send_failure("deadletter", "message_too_large")
+    metrics.count_send_failure("deadletter", "message_too_large")
+    metrics.count_send_failure("partial", "invalid_record")
+    metrics.count_send_failure("reference", "error")
+    assert failures("deadletter", "message_too_large") == 2
+    assert failures("partial", "invalid_record") == 1
+    assert failures("reference", "error") == 1
+    assert failures("partial", "message_too_large") is None
+    # Bounded label sets: anything else is a programming error, not a new series.
+    with pytest.raises(ValueError, match="kind"):
+        metrics.count_send_failure("alert", "error")
+    with pytest.raises(ValueError, match="reason"):
+        metrics.count_send_failure("partial", "MessageSizeTooLargeError")
+    # The counters are not per-model: a rebalance keeps them.
+    metrics.retain_only((), counters=True)
+    assert failures("deadletter", "message_too_large") == 2
+
+
 def test_deadletter_and_last_evaluation(registry: CollectorRegistry, metrics: DriftMetrics) -> None:
     metrics.count_deadletter("bad_json", 3)
     metrics.mark_evaluated("fraud", 1_764_237_905.5)
@@ -424,3 +454,39 @@ def test_forgotten_series_can_come_back(registry: CollectorRegistry, metrics: Dr
     metrics.forget_model("fraud")
     metrics.observe_result("fraud", "7", "amount", psi(0.4), Severity.WARNING)
     assert registry.get_sample_value("stream_drift_statistic", stat_labels()) == 0.4
+
+
+# ------------------------------------------------------------------- invalid values
+def test_invalid_values_by_model_feature_and_reason(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    labels = {"model": "fraud", "feature": "age", "reason": "type_mismatch"}
+    metrics.count_invalid_values("fraud", "age", "type_mismatch", 40)
+    metrics.count_invalid_values("fraud", "age", "type_mismatch")
+    metrics.count_invalid_values("fraud", "age", "type_mismatch", 0)
+    assert registry.get_sample_value("stream_drift_invalid_values_total", labels) == 41.0
+    # Bounded labels: missing values are not invalid ones, and reasons come from a fixed set.
+    for reason in ("missing", "non_finite", ""):
+        with pytest.raises(ValueError, match="reason must be one of"):
+            metrics.count_invalid_values("fraud", "age", reason)
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        metrics.count_invalid_values("fraud", "age", "type_mismatch", -1)
+
+
+def test_invalid_values_respect_the_cap_and_go_with_the_model_counters(
+    registry: CollectorRegistry,
+) -> None:
+    m = DriftMetrics(registry, max_series=2)
+    for feature in ("a", "b", "c"):
+        m.count_invalid_values("fraud", feature, "type_mismatch", 5)
+    dropped = {"metric": "stream_drift_invalid_values_total"}
+    assert registry.get_sample_value("stream_drift_series_dropped_total", dropped) == 1.0
+    sample = "stream_drift_invalid_values_total"
+    c = {"model": "fraud", "feature": "c", "reason": "type_mismatch"}
+    assert registry.get_sample_value(sample, c) is None
+    m.forget_model("fraud")  # gauges only: counters are summed across workers
+    a = {"model": "fraud", "feature": "a", "reason": "type_mismatch"}
+    assert registry.get_sample_value(sample, a) == 5.0
+    m.forget_model("fraud", counters=True)
+    assert registry.get_sample_value(sample, a) is None
+    assert m.series_count == 0

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from stream_drift.reference import (
+    NEAR_CONSTANT_SHARE,
     ReferenceError,
     ReferenceProfile,
     build_reference,
@@ -49,8 +50,10 @@ def test_kinds_can_be_overridden() -> None:
     ref = build_reference(cols, model="m", categorical=["age"], numeric=["zip"])
     assert ref.series["age"].kind == "categorical"
     assert ref.series["zip"].kind == "numeric"
-    # Forced numeric on strings: nothing parses, every value is missing.
-    assert ref.series["zip"].histogram.missing == 1000
+    # Forced numeric on strings: nothing parses, every value is of the wrong type (not missing).
+    zip_ = ref.series["zip"].histogram
+    assert (zip_.missing, zip_.mismatched) == (0, 1000)
+    assert ReferenceProfile.from_dict(ref.to_dict()).series["zip"].histogram == zip_
     assert ref.series["age"].binning.categories[0].isdigit()  # 40.0 is the category "40"
     # Naming an excluded column forces it in.
     assert "label" in build_reference(cols, model="m", categorical=["label"]).series
@@ -129,7 +132,8 @@ def test_histograms_count_every_value() -> None:
     for name, s in ref.series.items():
         assert s.histogram == Histogram(s.histogram.binning).add(cols[name])
         assert s.histogram.total == 1000
-        assert s.binning.n_coarse <= 11
+        # Deciles, plus the two outer bins of a tied column such as the integer "age".
+        assert s.binning.n_coarse <= 12
 
 
 def test_id_depends_on_content_only() -> None:
@@ -246,3 +250,112 @@ def test_load_rejects_series_of_the_wrong_shape(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(ReferenceError, match="not a valid reference profile"):
         ReferenceProfile.load(path)
+
+
+# --- degenerate references -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [{}, {"a": np.array([]), "b": []}, {"a": []}],
+    ids=["no-columns", "header-only", "one-empty-column"],
+)
+def test_no_rows_is_refused(columns: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="no rows"):
+        build_reference(columns, model="m")
+    with pytest.raises(ReferenceError, match="no rows"):
+        build_reference(columns, model="m", prediction=["score"])
+
+
+def _warnings(columns: dict[str, Any], **kwargs: Any) -> dict[str, list[str]]:
+    return build_reference(columns, model="m", **kwargs).warnings
+
+
+def test_constant_and_near_constant_series_are_flagged() -> None:
+    n = 20_000
+    rng = np.random.default_rng(0)
+    rare = np.zeros(n)
+    rare[: n // 100] = rng.normal(size=n // 100)  # 99 % zeros: on the threshold
+    below = np.zeros(n)
+    below[: n // 100 + 1] = 1.0  # one value more than 1 % are ones: not flagged
+    cols = {
+        "x": np.full(n, 5.0),
+        "y": rng.normal(size=n),
+        "rare": rare,
+        "below": below,
+        "city": ["Berlin"] * n,
+        "country": ["DE"] * (n - 50) + ["FR"] * 50,
+        "gone": np.full(n, np.nan),
+    }
+    assert NEAR_CONSTANT_SHARE == 0.99
+    assert _warnings(cols) == {
+        "x": ["constant: all 20000 values are 5.0"],
+        "rare": ["near-constant: 19800 of 20000 values (99.0%) are 0.0"],
+        "city": ["constant: all 20000 values are 'Berlin'"],
+        "country": ["near-constant: 19950 of 20000 values (99.8%) are 'DE'"],
+        "gone": ["no values: all 20000 are missing"],
+    }
+
+
+def test_missing_values_do_not_count_towards_the_share() -> None:
+    x = np.r_[np.full(500, 7.0), np.full(500, np.nan)]
+    assert _warnings({"x": x, "y": np.arange(1000.0)}) == {
+        "x": ["constant: all 500 values are 7.0"]
+    }
+
+
+def test_few_values_are_flagged() -> None:
+    w = _warnings({"x": np.arange(40.0), "y": np.arange(40.0) % 2, "p": [0.5]})
+    assert w["x"] == ["few values: 40, below the 100 the statistics need by default to judge"]
+    assert w["y"] == w["x"]
+    assert w["p"] == [
+        "constant: its one value is 0.5",
+        "few values: 1, below the 100 the statistics need by default to judge",
+    ]
+
+
+def test_warnings_are_saved_hashed_and_loaded(tmp_path: Path) -> None:
+    cols = {"x": np.full(300, 5.0), "y": np.arange(300.0)}
+    ref = build_reference(cols, model="m")
+    assert ref.series["x"].warnings == ["constant: all 300 values are 5.0"]
+    assert ref.series["y"].warnings == []
+    path = ref.save(tmp_path / "r.json")
+    data = json.loads(path.read_text())
+    assert data["series"]["x"]["warnings"] == ["constant: all 300 values are 5.0"]
+    assert "warnings" not in data["series"]["y"]  # written only when there are some
+    loaded = ReferenceProfile.load(path)
+    assert loaded.id == ref.id
+    assert loaded.warnings == {"x": ["constant: all 300 values are 5.0"]}
+    # The warnings are content: hidden or edited, the id no longer matches.
+    for edit in (lambda d: d.pop("warnings"), lambda d: d.update(warnings=["fine"])):
+        changed = json.loads(path.read_text())
+        edit(changed["series"]["x"])
+        path.write_text(json.dumps(changed))
+        with pytest.raises(ReferenceError, match="does not match its content"):
+            ReferenceProfile.load(path)
+    data["series"]["x"]["warnings"] = "constant"
+    data.pop("id")
+    path.write_text(json.dumps(data))
+    with pytest.raises(ReferenceError, match=r"not a valid reference profile.*warnings"):
+        ReferenceProfile.load(path)
+
+
+OLD_PROFILE = (
+    '{"id": "sha256:4a52692237845370", "created_at": "2025-01-01T00:00:00+00:00", '
+    '"source": "train.csv", "format": 1, "model": "fraud", "model_version": "7", "series": '
+    '{"country": {"role": "feature", "source": "country", "binning": {"kind": "categorical", '
+    '"categories": ["DE", "FR"]}, "n": 1000, "missing": 5, "counts": [600, 400, 0]}, '
+    '"x": {"role": "feature", "source": "x", "binning": {"kind": "numeric", "edges": [], '
+    '"coarse_edges": []}, "n": 20000, "missing": 0, "counts": [20000]}}}'
+)
+"""A profile written before series warnings existed (a constant ``x`` in a single bin)."""
+
+
+def test_profiles_without_warnings_still_load_with_their_id(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(OLD_PROFILE)
+    ref = ReferenceProfile.load(path)
+    assert ref.id == "sha256:4a52692237845370"
+    assert ref.warnings == {}
+    assert ref.series["x"].binning.n_bins == 1
+    assert json.loads(ref.to_json()) == json.loads(OLD_PROFILE)

@@ -183,3 +183,104 @@ def test_empty_current_series_renders(ref: ReferenceProfile) -> None:
     assert (f["n_current"], f["drift"], f["judged"]) == (0, False, False)
     assert render_html(rep).count("<svg") == 4
     assert "not judged" in _text(rep)
+
+
+# --- degenerate references and windows -------------------------------------------------------
+
+
+def test_constant_reference_moved_to_another_value_is_a_critical_drift() -> None:
+    """The attack: a constant 5.0 in training, 500.0 now. One bin used to make PSI 0."""
+    ref = build_reference({"x": np.full(20_000, 5.0), "y": np.arange(20_000.0)}, model="m")
+    assert ref.warnings == {"x": ["constant: all 20000 values are 5.0"]}
+    rep = build_report(ref, {"x": np.full(2000, 500.0), "y": np.arange(0.0, 20_000.0, 10.0)})
+    assert rep.drifted == ["x"]
+    e = rep.evaluations["x"]
+    assert e.severity.label == "critical" and e.judged
+    # Independent PSI: bins (-inf, 5) [5, 5] (5, +inf); the one empty on both sides is dropped
+    # and the others get a pseudo-count of 0.5 on each side.
+    r = np.array([20_000.5, 0.5]) / 20_001
+    c = np.array([0.5, 2000.5]) / 2001
+    assert e.results["psi"].value == pytest.approx(float(np.sum((c - r) * np.log(c / r))))
+    assert e.top_bins[:2] == [
+        {"bin": "[5, 5]", "reference": 1.0, "current": 0.0},
+        {"bin": "(5, +inf)", "reference": 0.0, "current": 1.0},
+    ]
+    assert build_report(ref, {"x": np.full(2000, 5.0)}).drifted == []
+
+
+@pytest.mark.parametrize("moved", [5.0, -1.0])
+def test_a_discrete_value_leaving_the_reference_range_is_a_drift(moved: float) -> None:
+    rng = np.random.default_rng(9)
+    ref = build_reference({"flag": rng.integers(0, 2, 10_000).astype(float)}, model="m")
+    cur = rng.integers(0, 2, 2000).astype(float)
+    cur[cur == (1.0 if moved > 1 else 0.0)] = moved
+    assert build_report(ref, {"flag": cur}).drifted == ["flag"]
+
+
+def test_nothing_judged_when_every_window_is_too_small(ref: ReferenceProfile) -> None:
+    cur = _data(1, n=50)
+    cur["y"] = np.full(50, np.nan)
+    rep = build_report(ref, cur)
+    assert not rep.any_judged and rep.judged_series == []
+    assert rep.not_judged == {
+        "country": "only 50 current values, fewer than 100",
+        "prediction": "only 50 current values, fewer than 100",
+        "x": "only 50 current values, fewer than 100",
+        "y": "no current values (all 50 missing)",
+    }
+    out = json.loads(rep.to_json())
+    assert (out["judged"], out["n_series"], out["n_judged"], out["current_rows"]) == (
+        False,
+        4,
+        0,
+        50,
+    )
+    assert out["not_judged"] == rep.not_judged
+    assert out["not_judged_reason"] == "no series has enough values"
+    text = _text(rep)
+    assert "Nothing judged: no series has enough values" in text
+    assert "No drift" not in text
+    assert "y: no current values (all 50 missing)" in text
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [{}, {"x": np.array([]), "y": np.array([]), "country": [], "score": np.array([])}],
+    ids=["no-columns", "header-only"],
+)
+def test_nothing_judged_on_an_empty_current_data_set(
+    ref: ReferenceProfile, columns: dict[str, Any]
+) -> None:
+    rep = build_report(ref, columns)
+    assert not rep.any_judged and rep.drifted == []
+    assert rep.current_rows == 0
+    assert rep.not_judged_reason == "the current data has no rows"
+    out = json.loads(rep.to_json())
+    assert (out["judged"], out["n_judged"], out["current_rows"]) == (False, 0, 0)
+    text = _text(rep)
+    assert "Nothing judged: the current data has no rows." in text
+    assert "No drift" not in text and "Not in the current data" not in text
+    assert "Nothing judged: the current data has no rows." in render_html(rep)
+
+
+def test_partly_judged_says_which_series_were_not(ref: ReferenceProfile) -> None:
+    cur = _data(2)
+    cur["y"] = np.full(N, np.nan)
+    rep = build_report(ref, cur)
+    assert rep.any_judged and rep.drifted == []
+    assert rep.judged_series == ["country", "prediction", "x"]
+    assert rep.not_judged == {"y": f"no current values (all {N} missing)"}
+    out = json.loads(rep.to_json())
+    assert (out["judged"], out["n_series"], out["n_judged"]) == (True, 4, 3)
+    assert out["not_judged_reason"] is None
+    text = _text(rep)
+    assert "No drift in the 3 judged series of 4." in text
+    assert f"Not judged: y: no current values (all {N} missing)" in text
+    # Fully judged: the plain verdict, no "not judged" line.
+    assert "Not judged" not in _text(build_report(ref, _data(2)))
+
+
+def test_a_thin_reference_is_a_reason_too() -> None:
+    ref = build_reference({"x": np.arange(30.0)}, model="m")
+    rep = build_report(ref, {"x": np.arange(500.0)})
+    assert rep.not_judged == {"x": "only 30 reference values, fewer than 100"}

@@ -1,4 +1,12 @@
-"""One contract suite run over every statistic in ``STATISTICS`` (River style)."""
+"""One contract suite run over every statistic in ``STATISTICS`` (River style).
+
+The drift statistics (divergences) and the data-quality ones (rates of missing or mismatched
+values, :class:`~stream_drift.stats.RateStatistic`) share every property once two notions are
+read generically: the value of a window identical to the reference is ``stat.baseline(ref)``
+(0 for a divergence, the reference's own rate for a rate), from which ``min_effect`` is
+measured; and a "shift" moves mass into the last bin, since a rate statistic is one-sided
+(it tests for a rise of the last bin's share, the flagged values).
+"""
 
 from __future__ import annotations
 
@@ -18,9 +26,11 @@ from stream_drift.stats import (
     DriftResult,
     Histogram,
     NumericBinning,
+    RateStatistic,
     Severity,
     Statistic,
 )
+from stream_drift.stats.histogram import GRIDS
 
 CLASSES = list(STATISTICS.values())
 FAST = settings(max_examples=50, deadline=None)
@@ -30,8 +40,8 @@ pytestmark = pytest.mark.parametrize("cls", CLASSES, ids=[c.name for c in CLASSE
 
 def test_registry_is_complete(cls: type[Statistic]) -> None:
     assert STATISTICS[cls.name] is cls
-    assert set(STATISTICS) == {"psi", "kl", "js", "ks", "chi2"}
-    assert cls.grid in ("fine", "coarse")
+    assert set(STATISTICS) == {"psi", "kl", "js", "ks", "chi2", "missing_rate", "mismatch_rate"}
+    assert cls.grid in GRIDS
     assert cls.kinds and cls.kinds <= {"numeric", "categorical"}
 
 
@@ -45,7 +55,17 @@ def _kind(cls: type[Statistic]) -> str:
 
 
 def _sample(cls: type[Statistic], rng: np.random.Generator, n: int, shift: float) -> list:
-    """Raw values of the statistic's kind; ``shift`` moves the distribution."""
+    """Raw values of the statistic's kind; ``shift`` moves the distribution.
+
+    For a rate statistic ``shift`` moves the shares of missing (None) and mismatched
+    ("n/a" in a numeric series) values instead: 5 % each with no shift, up to 45 %.
+    """
+    if issubclass(cls, RateStatistic):
+        share = min(0.05 + 0.2 * shift, 0.45)
+        kind = rng.choice(3, size=n, p=[1 - 2 * share, share, share])
+        values = rng.normal(0.0, 1.0, size=n).tolist()
+        pick = zip(values, kind, strict=True)
+        return [v if k == 0 else None if k == 1 else "n/a" for v, k in pick]
     if _kind(cls) == "numeric":
         return rng.normal(shift, 1.0, size=n).tolist()
     w = np.exp(-np.arange(len(CATEGORIES)) * (0.5 - shift))
@@ -59,7 +79,7 @@ def _binning(cls: type[Statistic], reference: list) -> NumericBinning | Categori
 
 
 def _grid(stat: Statistic, h: Histogram) -> np.ndarray:
-    return h.counts if stat.grid == "fine" else h.coarse_counts()
+    return h.grid_counts(stat.grid)
 
 
 def _evaluate(stat: Statistic, ref: Histogram, cur: Histogram) -> DriftResult:
@@ -94,12 +114,15 @@ def _shifted_pair(cls: type[Statistic], n_ref: int, n_cur: int, shift: float, se
 
 @FAST
 @given(pair=count_pairs())
-def test_identical_inputs_give_zero(cls: type[Statistic], pair: tuple) -> None:
+def test_identical_inputs_give_the_baseline(cls: type[Statistic], pair: tuple) -> None:
+    """Zero for a divergence; the reference's own rate for a rate statistic. Never a drift."""
     counts, _ = pair
     stat = cls(min_samples=1)
-    assert 0.0 <= stat.value(counts, counts) <= 1e-9
+    baseline = stat.baseline(counts)
+    assert baseline == 0.0 or issubclass(cls, RateStatistic)
+    assert 0.0 <= stat.value(counts, counts) - baseline <= 1e-9
     r = stat.evaluate(counts, counts)
-    assert r.value <= 1e-9
+    assert r.value - baseline <= 1e-9
     assert not r.is_drift and r.severity is Severity.OK
 
 
@@ -121,12 +144,28 @@ def test_value_is_non_negative_and_p_value_a_probability(cls: type[Statistic], p
 def test_drift_decision_agrees_with_the_p_value(
     cls: type[Statistic], pair: tuple, rate: float
 ) -> None:
-    """With no floor, ``value >= null quantile`` is the same event as ``p <= rate``."""
+    """With no floor, ``value >= null quantile`` is the same event as ``p <= rate``.
+
+    ``min_effect=0`` leaves the baseline as the only floor: a rate statistic never flags a
+    window below the reference's own rate (0 for a divergence: no floor at all)."""
     ref, cur = pair
-    r = cls(false_alarm_rate=rate, min_effect=0.0, min_samples=1).evaluate(ref, cur)
+    stat = cls(false_alarm_rate=rate, min_effect=0.0, min_samples=1)
+    r = stat.evaluate(ref, cur)
     assert r.p_value is not None
     assume(abs(r.p_value - rate) > 1e-4 * rate)
-    assert r.is_drift == (r.p_value <= rate)
+    assert r.is_drift == (r.p_value <= rate and r.value >= stat.baseline(ref))
+
+
+def test_the_baseline_floor_holds_on_a_tiny_reference(cls: type[Statistic]) -> None:
+    """The case that needs it: a one-value reference, all in the last bin. A rate statistic
+    finds a window at 1,999 of 2,000 in the last bin significant (p = 0.04: one reference
+    value leaves its rate very uncertain) but below the reference's 100 %: no drift."""
+    stat = cls(false_alarm_rate=0.05, min_effect=0.0, min_samples=1)
+    r = stat.evaluate([0, 1], [1, 1999])
+    assert r.p_value is not None
+    assert not r.is_drift or (r.p_value <= 0.05 and r.value >= stat.baseline([0, 1]))
+    if issubclass(cls, RateStatistic):
+        assert r.p_value < 0.05 and r.threshold == 1.0 and not r.is_drift
 
 
 # --- state: batch, incremental, merged -------------------------------------------------------
@@ -203,8 +242,8 @@ def test_result_is_a_typed_drift_result(cls: type[Statistic]) -> None:
     assert type(r.p_value) is float
     assert type(r.is_drift) is bool
     assert type(r.severity) is Severity
-    assert type(r.n_reference) is int and r.n_reference == ref.n == 3000
-    assert type(r.n_current) is int and r.n_current == cur.n == 800
+    assert type(r.n_reference) is int and r.n_reference == _grid(cls(), ref).sum() == 3000
+    assert type(r.n_current) is int and r.n_current == _grid(cls(), cur).sum() == 800
     assert type(r.judged) is bool and r.judged
     d = json.loads(json.dumps(r.to_dict()))
     assert d["statistic"] == cls.name
@@ -294,7 +333,7 @@ def test_small_shift_is_flagged_only_with_enough_samples(cls: type[Statistic]) -
     stat = cls(false_alarm_rate=0.001, min_effect=0.0, min_samples=10)
 
     def shifted(n: int) -> DriftResult:
-        return stat.evaluate([n // 2, n // 2], [n * 53 // 100, n * 47 // 100])
+        return stat.evaluate([n // 2, n // 2], [n * 47 // 100, n * 53 // 100])
 
     small, large = shifted(200), shifted(200_000)
     assert small.judged and not small.is_drift
@@ -316,14 +355,15 @@ def test_fixed_threshold_overrides_the_false_alarm_rate(cls: type[Statistic]) ->
 
 def test_min_effect_floors_the_threshold(cls: type[Statistic]) -> None:
     # A small shift with huge samples: significant, but below a chosen effect floor.
-    counts_ref, counts_cur = [500_000, 500_000], [530_000, 470_000]
+    counts_ref, counts_cur = [500_000, 500_000], [470_000, 530_000]
     free = cls(false_alarm_rate=0.001, min_effect=0.0, min_samples=10)
     r_free = free.evaluate(counts_ref, counts_cur)
     assert r_free.is_drift and r_free.p_value is not None and r_free.p_value < 1e-6
     floor = 2 * r_free.value
     floored = cls(false_alarm_rate=0.001, min_effect=floor, min_samples=10)
     r = floored.evaluate(counts_ref, counts_cur)
-    assert r.threshold == floor
+    # min_effect is measured from the value of an unchanged window (0, or the reference rate).
+    assert r.threshold == floored.baseline(counts_ref) + floor
     assert not r.is_drift and r.severity is Severity.OK
     # The floor only ever raises a threshold, fixed or from the false-alarm rate.
     assert cls(threshold=5.0, min_effect=1.0).threshold_for(10, 10, 1) == 5.0

@@ -280,8 +280,11 @@ def test_each_statistic_runs_on_its_grid_and_kind() -> None:
         default_statistics(min_samples=10),
     )
     x, c = out["x"], out["c"]
-    assert set(x.results) == {"psi", "kl", "js", "ks"}
-    assert set(c.results) == {"psi", "kl", "js", "chi2"}
+    quality = {"missing_rate", "mismatch_rate"}  # every kind, on the missing/mismatch counts
+    assert set(x.results) == {"psi", "kl", "js", "ks"} | quality
+    assert set(c.results) == {"psi", "kl", "js", "chi2"} | quality
+    assert x.results["missing_rate"].value == pytest.approx(250 / 2250)
+    assert (x.results["missing_rate"].n_current, c.results["missing_rate"].n_current) == (2250, 105)
     assert x.kind == "numeric" and c.kind == "categorical"
     # KS on the fine grid: CDF gaps at the fine edges 0.25 vs 0.45, 0.5 vs 0.5, 0.75 vs 0.55.
     assert x.results["ks"].value == pytest.approx(0.2, abs=1e-12)

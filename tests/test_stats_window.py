@@ -16,7 +16,11 @@ FAST = settings(max_examples=60, deadline=None)
 BINNING = NumericBinning([-1.0, 0.0, 1.0], [0.0])
 
 step_values = st.lists(
-    st.one_of(st.floats(-3, 3, allow_nan=False), st.sampled_from([None, math.nan, 0.0, 1.0])),
+    st.one_of(
+        st.floats(-3, 3, allow_nan=False),
+        st.sampled_from([None, math.nan, 0.0, 1.0]),
+        st.sampled_from(["forty", "1.5"]),  # type mismatches slide like everything else
+    ),
     max_size=20,
 )
 
@@ -83,3 +87,15 @@ def test_reset_forgets_every_step() -> None:
 def test_size_must_be_positive() -> None:
     with pytest.raises(ValueError):
         SlidingWindow(BINNING, size=0)
+
+
+def test_missing_and_mismatched_counts_slide_out() -> None:
+    w = SlidingWindow(BINNING, size=2)
+    w.push(Histogram(BINNING).add(["forty", None, 0.5]))
+    w.push(Histogram(BINNING).add(["forty", 0.5]))
+    assert (w.total.missing, w.total.mismatched, w.total.n) == (1, 2, 2)
+    assert w.total.mismatch_ratio == 2 / 5
+    w.push(Histogram(BINNING).add([0.5, 0.5]))
+    assert (w.total.missing, w.total.mismatched, w.total.n) == (0, 1, 3)
+    back = SlidingWindow.from_dict(json.loads(json.dumps(w.to_dict())), BINNING)
+    assert back.total == w.total and back.total.mismatched == 1

@@ -738,7 +738,7 @@ def test_bad_records_are_dead_lettered_and_counts_stay_exact(sliding: Deployment
     """Malformed, ill-typed, unknown-model and oversize records go to the dead-letter topic
     with the reason and their exact bytes; good events are counted exactly once."""
     d, worker = sliding, sliding.worker
-    good = make_events(DEADLETTER_MODEL, 45, rate=10.0, seed=41, start=next_base())
+    good = make_events(DEADLETTER_MODEL, 50, rate=10.0, seed=41, start=next_base())
     padded = dict(good[0], event_id="padded", pad="x" * (MAX_MESSAGE_BYTES + 100))
     # (value, reason, label of the events_total{outcome="invalid"} series)
     bad: list[tuple[bytes, str, str]] = [
@@ -759,6 +759,12 @@ def test_bad_records_are_dead_lettered_and_counts_stay_exact(sliding: Deployment
         (b'{"model": "no-such-model", "features": {"amount": 1.0}}', "unknown_model", "_unknown"),
         # a name no reference knows never becomes a label value, whatever the reason
         (b'{"model": "junk-7f3a", "features": {"amount": [1]}}', "invalid_type", "_unknown"),
+        # a skewed clock (the year 3000): refused, so it cannot make the later events late
+        (
+            encode(dict(good[1], event_id="future", ts=32_503_680_000.0)),
+            "future_timestamp",
+            DEADLETTER_MODEL,
+        ),
         (encode(padded), "oversize", "_unknown"),
     ]
     assert len(bad[-1][0]) > MAX_MESSAGE_BYTES

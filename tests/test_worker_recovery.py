@@ -54,8 +54,9 @@ from stream_drift.supervisor import WorkerError, WorkerProcess
 
 pytestmark = pytest.mark.kafka
 
-BASE = 1_798_761_600
-"""2027-01-01T00:00:00Z, a multiple of every window step used here."""
+BASE = 1_735_689_600
+"""2025-01-01T00:00:00Z, a multiple of every window step used here (in the past: events more
+than window.max_future_seconds ahead of the worker's clock are refused)."""
 
 ALL_PARTITIONS = list(range(EVENT_PARTITIONS))
 

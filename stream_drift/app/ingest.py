@@ -7,29 +7,109 @@ an aiokafka consumer in its own group (``<app_id>-ingest``): it fetches up to
 partial histograms to ``drift.partials`` and the rejected records to ``drift.deadletter``
 through the app's producer. Offsets are committed only once those sends were acknowledged,
 so a crash replays at most one flush interval (at-least-once; stage 2 skips replayed
-partials it already applied).
+partials it already applied). A record that cannot be sent because of itself (too large) is
+retried, then skipped and counted, so that it never stops a partition; a broker that cannot
+be reached holds the offsets back instead (see :meth:`IngestService.flush`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from aiokafka.structs import TopicPartition
+from faust.exceptions import FaustError
 
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
-from stream_drift.events import RawRecord, deadletter_payload
+from stream_drift.events import DEADLETTER_MIN_BYTES, RawRecord, Rejection, deadletter_payload
 from stream_drift.ingest import BatchOutcome, IngestAccumulator
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_MODEL_LABEL = "_unknown"
 """Metric label for rejected records whose model could not be read or is not known."""
+
+SEND_ATTEMPTS: Final = 3
+"""Sends of a record that fails because of itself (too large, refused) before it is skipped."""
+_RETRY_FIRST_SECONDS: Final = 0.5  # back-off while the broker cannot take records: 0.5 s ...
+_RETRY_MAX_SECONDS: Final = 10.0  # ... doubling up to 10 s
+_ACK_REPORT_SECONDS: Final = 30.0  # unacknowledged this long: /health says so
+_DEADLETTER_KEY_MAX: Final = 4096  # larger keys stay in the payload, not on the dead letter
+
+_TOO_LARGE: Final = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+_INVALID: Final = (CorruptRecordException, InvalidTimestampError, UnsupportedForMessageFormatError)
+
+
+def record_failure(exc: BaseException) -> str | None:
+    """Why a send failed because of the record itself, or ``None`` when it is not its fault.
+
+    Returns the ``reason`` label of ``stream_drift_send_failures_total``:
+    ``message_too_large`` (the producer's ``max_request_size`` check, or the broker's
+    ``MESSAGE_TOO_LARGE``/``RECORD_LIST_TOO_LARGE``), ``invalid_record`` (the broker refused
+    its content), or ``error`` for an exception that is neither a Kafka nor a Faust nor an
+    OS error (the record could not be serialized or handed over: a bug, but one record's).
+    Connection errors, timeouts, leader changes, authorisation and every other broker
+    error give ``None``: sending the record again later can work. Faust wraps the client's
+    errors in ``ProducerSendError``; the wrapped error is the one classified.
+
+    Examples
+    --------
+    >>> from faust.exceptions import ProducerSendError
+    >>> try:
+    ...     try:
+    ...         raise MessageSizeTooLargeError("The message is 2000000 bytes")
+    ...     except KafkaError as exc:
+    ...         raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+    ... except ProducerSendError as wrapped:
+    ...     record_failure(wrapped)
+    'message_too_large'
+    >>> from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+    >>> record_failure(KafkaConnectionError()), record_failure(KafkaTimeoutError())
+    (None, None)
+    >>> record_failure(TypeError("value must be bytes"))
+    'error'
+    """
+    while isinstance(exc, FaustError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, _TOO_LARGE):
+        return "message_too_large"
+    if isinstance(exc, _INVALID):
+        return "invalid_record"
+    if isinstance(exc, KafkaError | FaustError | OSError | asyncio.CancelledError):
+        return None
+    return "error"
+
+
+@dataclass(eq=False)
+class _Outgoing:
+    """One record stage 1 sends, kept until it is acknowledged so that it can be sent again."""
+
+    kind: str  # "deadletter", "partial" or "reference": the failure metric's kind
+    topic: Any  # the Faust topic
+    topic_name: str
+    key: bytes | None
+    value: bytes
+    where: str  # what it is and where it comes from, for the logs
+    rejection: Rejection | None = None  # a dead letter's rejection, to rebuild it smaller
+    budget: int = 0  # a dead letter's size budget (key + value)
+    future: asyncio.Future[Any] | None = None
+    error: BaseException | None = None
 
 
 class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -40,6 +120,11 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self.service.flush()
+        for tp in revoked:
+            # Its next owner resumes from the committed chunk start; if it comes back here,
+            # so does this worker, from scratch (the cumulative chunk state would double it).
+            self.service.accumulator.forget(tp.topic, tp.partition)
+            self.service.drop_offsets(tp)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         service = self.service
@@ -63,10 +148,13 @@ class IngestService(mode.Service):
             step_seconds=runtime.windows.step_seconds,
             decoder=runtime.decoder(),
             warmup=runtime.warmup(),
+            chunk_records=runtime.settings.ingest.replay_chunk_records,
+            max_future_seconds=runtime.windows.max_future_seconds,
         )
         self._offsets: dict[TopicPartition, int] = {}
         self.next_offsets: dict[TopicPartition, int] = {}  # next offset to ingest, for the lag
-        self._pending: list[Any] = []  # send futures of dead letters since the last flush
+        self._pending: list[_Outgoing] = []  # records sent and not yet acknowledged
+        self._held_back_logged = -math.inf
         self._last_flush = time.monotonic()
         self._consumed = 0
         self._flush_lock = asyncio.Lock()
@@ -88,6 +176,7 @@ class IngestService(mode.Service):
             max_poll_interval_ms=max(60_000, int(s.kafka.rebalance_timeout_seconds * 1000)),
             fetch_max_wait_ms=100,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **s.kafka.client_kwargs(),
         )
         await self.consumer.start()
         self.consumer.subscribe([s.topics.events], listener=_FlushOnRevoke(self))
@@ -129,6 +218,7 @@ class IngestService(mode.Service):
         s = self.runtime.settings
         interval = s.ingest.flush_interval_seconds
         while not self._stopping and not self.should_stop:
+            self.runtime.health["ingest_loop_at"] = time.time()  # /health/live: loop not stuck
             batch = await consumer.getmany(timeout_ms=100, max_records=s.kafka.consumer_max_records)
             if batch:
                 health = self.runtime.health
@@ -146,62 +236,117 @@ class IngestService(mode.Service):
                         records.append(
                             RawRecord(m.value, tp.topic, tp.partition, m.offset, m.timestamp, m.key)
                         )
-                    self._offsets[tp] = msgs[-1].offset + 1
                     self.next_offsets[tp] = msgs[-1].offset + 1
                 await self._handle(self.accumulator.add_records(records))
+                for tp in batch:
+                    # A chunk start, never more: a restart replays whole chunks, which stage 2
+                    # de-duplicates exactly (see IngestAccumulator).
+                    offset = self.accumulator.commit_offset(tp.topic, tp.partition)
+                    if offset is not None:
+                        self._offsets[tp] = offset
             if time.monotonic() - self._last_flush >= interval:
                 await self.flush()
                 self._export_lag()
         await self.flush()
 
+    def drop_offsets(self, tp: TopicPartition) -> None:
+        """Forget a revoked partition's offsets (its new owner commits them)."""
+        self._offsets.pop(tp, None)
+        self.next_offsets.pop(tp, None)
+
     def _export_lag(self) -> None:
         """Export high-water mark minus next offset for every partition with a known mark."""
         assert self.consumer is not None
+        total = 0
         for tp in self.consumer.assignment():
             highwater = self.consumer.highwater(tp)
             position = self.next_offsets.get(tp)
             if highwater is None or position is None:
                 continue  # nothing fetched from it yet: no figure rather than a guess
             self.runtime.metrics.set_consumer_lag(tp.topic, tp.partition, highwater - position)
+            total += highwater - position
+        self.runtime.note_consumer_lag(total, time.time())  # /health: falling behind?
 
     async def _handle(self, outcome: BatchOutcome) -> None:
+        """Count a batch's outcome and send its dead letters and learned references.
+
+        No send error escapes: a record the producer refuses keeps its error and
+        :meth:`flush` decides what to do with it. A dead letter fits
+        ``ingest.deadletter_max_bytes`` whatever the record's size (its copy of the record
+        is cut, see :func:`~stream_drift.events.deadletter_payload`).
+        """
         metrics = self.runtime.metrics
         for model, n in outcome.accepted.items():
             metrics.count_events(model, "accepted", n)
+        for (model, feature), n in outcome.mismatched.items():  # names from the reference
+            metrics.count_invalid_values(model, feature, "type_mismatch", n)
         known = self.runtime.registry.models() if outcome.rejections else set()
+        budget = self.runtime.settings.ingest.deadletter_max_bytes
         for rejection in outcome.rejections:
             # The label must stay bounded: a name read from a bad record is used only when it
             # is a model with a reference, never whatever a producer wrote.
             label = rejection.model if rejection.model in known else UNKNOWN_MODEL_LABEL
             metrics.count_events(label, "invalid")
             metrics.count_deadletter(rejection.reason.value)
-            fut = await self.topics.deadletter.send(
-                key=rejection.record.key, value=deadletter_payload(rejection)
-            )
-            self._pending.append(fut)
+            await self._queue(self._deadletter(rejection, budget))
         for profile in outcome.learned:
             log.info("learned reference %s for %s from warm-up", profile.id, profile.key)
-            fut = await self.topics.references.send(
-                key=profile.key.encode(), value=profile.to_json().encode()
+            await self._queue(
+                _Outgoing(
+                    "reference",
+                    self.topics.references,
+                    self.runtime.settings.topics.references,
+                    profile.key.encode(),
+                    profile.to_json().encode(),
+                    f"reference {profile.id} of {profile.key}",
+                )
             )
-            self._pending.append(fut)
 
     async def flush(self) -> None:
-        """Send partials and dead letters, wait for the acks, then commit the offsets."""
+        """Send partials and dead letters, wait for the acks, then commit the offsets.
+
+        How a failed send is handled decides whether anything is lost:
+
+        - **A failure of the record itself** (:func:`record_failure`: too large for the
+          producer or the broker, refused as invalid): the record is sent again, alone (a
+          broker refusing a batch refuses every record in it), up to :data:`SEND_ATTEMPTS`
+          times in all; a dead letter is rebuilt four times smaller at each attempt, down to
+          16 KiB. Then it is skipped: logged as an error with its source topic, partition and
+          offset (a partial: its source partition, offsets and number of events), counted in
+          ``stream_drift_send_failures_total{kind, reason}``, and the offsets are committed.
+          It would fail the same way after every restart, so holding its offset back would
+          stop the partition for good. A skipped partial loses the events it counted for
+          stage 2 (partials are cumulative per chunk of offsets, so a later flush of the same
+          chunk, larger still, is likely to be skipped too); only a partial larger than
+          ``kafka.producer_max_request_bytes`` or the topic's limit does that.
+        - **Any other failure** (broker unreachable, timeouts, leader changes, authorisation,
+          and errors not known to be the record's): nothing is skipped and nothing committed.
+          The records are sent again with a back-off doubling from 0.5 s to 10 s, and the
+          flush waits for them, so stage 1 stops consuming meanwhile (no unbounded backlog in
+          memory) and ``/health`` reports the commit as failing. If the worker stops first,
+          the offsets stay uncommitted and the next owner of the partitions replays them
+          (at-least-once: stage 2 skips partials it already applied).
+        """
         async with self._flush_lock:
-            partials = self.accumulator.flush()
-            futures = list(self._pending)
-            self._pending.clear()
-            for p in partials:
-                futures.append(
-                    await self.topics.partials.send(key=p.model.encode(), value=p.to_bytes())
+            for p in self.accumulator.flush():
+                await self._queue(
+                    _Outgoing(
+                        "partial",
+                        self.topics.partials,
+                        self.runtime.settings.topics.partials,
+                        p.model.encode(),
+                        p.to_bytes(),
+                        f"partial of {p.model!r} from {p.source} offsets "
+                        f"[{p.offset_start}, {p.offset_end}) ({p.n_events} events)",
+                    )
                 )
             offsets = dict(self._offsets)
             self._last_flush = time.monotonic()
-            if not futures and not offsets:
+            if not self._pending and not offsets:
                 return
-            # topic.send() only enqueues; awaiting its future waits for the broker's ack.
-            await asyncio.gather(*futures)
+            if not await self._deliver():
+                log.warning("ingest stopping with records unacknowledged: offsets not committed")
+                return
             if offsets and self.consumer is not None:
                 try:
                     await self.consumer.commit(offsets)
@@ -213,5 +358,160 @@ class IngestService(mode.Service):
                 for tp, off in offsets.items():
                     if self._offsets.get(tp) == off:
                         del self._offsets[tp]
+            if self.runtime.health.get("last_commit_ok") is False:
+                log.info("ingest records delivered and offsets committed again")
             self.runtime.health["last_commit_ok"] = True
             self.runtime.health["last_flush_at"] = time.time()
+
+    def _deadletter(self, rejection: Rejection, budget: int) -> _Outgoing:
+        """The dead letter of ``rejection``: key + value within ``budget`` bytes.
+
+        The record's key becomes the dead letter's key unless it is large (it is in the
+        payload either way, as ``key_base64``).
+        """
+        record = rejection.record
+        key = record.key
+        if key is not None and len(key) > min(_DEADLETTER_KEY_MAX, budget - DEADLETTER_MIN_BYTES):
+            key = None
+        value = deadletter_payload(rejection, max_bytes=budget - len(key or b""))
+        size = "tombstone" if record.value is None else f"{len(record.value)} bytes"
+        return _Outgoing(
+            "deadletter",
+            self.topics.deadletter,
+            self.runtime.settings.topics.deadletter,
+            key,
+            value,
+            f"dead letter of {record.topic}/{record.partition}@{record.offset} "
+            f"({rejection.reason.value}, {size})",
+            rejection=rejection,
+            budget=budget,
+        )
+
+    async def _send(self, item: _Outgoing) -> None:
+        """Hand ``item`` to the producer; an error is kept on the item, never raised."""
+        item.future = None
+        item.error = None
+        try:
+            # topic.send() only enqueues (the producer checks the size here); its future
+            # completes with the broker's answer.
+            item.future = asyncio.ensure_future(
+                await item.topic.send(key=item.key, value=item.value)
+            )
+        except Exception as exc:
+            item.error = exc
+
+    async def _queue(self, item: _Outgoing) -> None:
+        await self._send(item)
+        self._pending.append(item)
+
+    def _is_stopping(self) -> bool:
+        return self._stopping or bool(self.should_stop)
+
+    async def _settle(self, items: list[_Outgoing]) -> bool:
+        """Wait for the broker's answers; ``False`` when stopping before all came.
+
+        Sets ``error`` on each item whose send failed.
+        """
+        waiting = {i.future for i in items if i.error is None and i.future is not None}
+        started = time.monotonic()
+        while waiting:
+            _, waiting = await asyncio.wait(waiting, timeout=1.0)
+            waited = time.monotonic() - started
+            if waiting and waited >= _ACK_REPORT_SECONDS:
+                self._hold_back(f"{len(waiting)} records unacknowledged for {waited:.0f} s")
+            if waiting and self._is_stopping():
+                return False
+        for item in items:
+            fut = item.future
+            if item.error is None and fut is not None:
+                if fut.cancelled():
+                    item.error = asyncio.CancelledError()
+                else:
+                    item.error = fut.exception()
+        return True
+
+    async def _deliver(self) -> bool:
+        """Wait until every pending record is acknowledged or skipped (see :meth:`flush`).
+
+        Returns ``False`` when the service stops with records still undelivered (they stay
+        in ``_pending``).
+        """
+        delay = _RETRY_FIRST_SECONDS
+        while self._pending:
+            items = list(self._pending)
+            if not await self._settle(items):
+                return False
+            self._pending.clear()
+            outage: list[_Outgoing] = []
+            for item in items:
+                if item.error is None:
+                    continue
+                reason = record_failure(item.error)
+                if reason is None or not await self._retry_alone(item, reason):
+                    outage.append(item)
+            if not outage:
+                break
+            first = outage[0]
+            self._hold_back(
+                f"{len(outage)} records not delivered, e.g. {first.kind} to {first.topic_name}: "
+                f"{first.error!r}; retrying in {delay:g} s"
+            )
+            self._pending.extend(outage)
+            if self._is_stopping():
+                return False
+            await self.sleep(delay)
+            delay = min(2 * delay, _RETRY_MAX_SECONDS)
+            self._pending.clear()
+            for item in outage:
+                await self._queue(item)
+        return True
+
+    async def _retry_alone(self, item: _Outgoing, reason: str) -> bool:
+        """Send a record that just failed because of itself again, alone, until it is
+        delivered, or has failed :data:`SEND_ATTEMPTS` times in a row (then it is skipped and
+        counted): ``True``. ``False`` when an attempt fails for a reason that is not the
+        record's (an outage), or is still unanswered when the service stops."""
+        for attempt in range(2, SEND_ATTEMPTS + 1):
+            log.warning(
+                "sending %s to %s failed (%s: %r); attempt %d of %d",
+                item.where,
+                item.topic_name,
+                reason,
+                item.error,
+                attempt,
+                SEND_ATTEMPTS,
+            )
+            if reason == "message_too_large" and item.rejection is not None:
+                budget = max(DEADLETTER_MIN_BYTES, item.budget // 4)
+                smaller = self._deadletter(item.rejection, budget)
+                item.key, item.value, item.budget = smaller.key, smaller.value, budget
+            await self._send(item)
+            if not await self._settle([item]):
+                return False
+            if item.error is None:
+                return True
+            found = record_failure(item.error)
+            if found is None:
+                return False
+            reason = found
+        self.runtime.metrics.count_send_failure(item.kind, reason)
+        log.error(
+            "gave up sending %s to %s after %d attempts (%s: %r): skipped, and its source "
+            "offsets are committed",
+            item.where,
+            item.topic_name,
+            SEND_ATTEMPTS,
+            reason,
+            item.error,
+        )
+        return True
+
+    def _hold_back(self, problem: str) -> None:
+        """Report (log and ``/health``) that offsets are held back because sends fail."""
+        message = f"offsets not committed: {problem}"
+        now = time.monotonic()
+        if now - self._held_back_logged >= _ACK_REPORT_SECONDS:  # not once a second
+            self._held_back_logged = now
+            log.warning("ingest %s", message)
+        self.runtime.health["last_commit_ok"] = False
+        self.runtime.health["last_commit_error"] = message

@@ -39,6 +39,7 @@ class ReferenceFollower(mode.Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=200,
+            **s.kafka.client_kwargs(),
         )
         await self.consumer.start()
         # Ask the broker, not the config: a topic created elsewhere may differ.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -16,10 +17,25 @@ from stream_drift.reference import ReferenceProfile
 from stream_drift.registry import ReferenceRegistry, WarmupCollector
 from stream_drift.stats.base import Statistic
 from stream_drift.stats.evaluate import STATISTICS
+from stream_drift.stats.quality import MismatchRate, MissingRate
+
+LAG_GROWING_SECONDS = 60.0
+"""Stage 1 is *falling behind* when its consumer lag has stayed above zero for this long and
+is higher than it was this long ago (``/health`` then reports ``degraded``)."""
 
 
 def build_statistics(settings: Settings) -> list[Statistic]:
-    """The configured statistics with the configured thresholds."""
+    """The configured statistics with the configured thresholds, then the data-quality ones.
+
+    ``missing_rate`` and ``mismatch_rate`` are always computed, floored by
+    ``decision.quality_min_effect`` above the reference's rate; with ``false_alarm_rate`` null
+    that floor is their whole threshold (a fixed threshold of 0).
+
+    Examples
+    --------
+    >>> [s.name for s in build_statistics(Settings())]
+    ['psi', 'kl', 'js', 'ks', 'chi2', 'missing_rate', 'mismatch_rate']
+    """
     d = settings.decision
     out = []
     for name in d.statistics:
@@ -32,6 +48,15 @@ def build_statistics(settings: Settings) -> list[Statistic]:
         if name in d.min_effect:
             params["min_effect"] = d.min_effect[name]
         out.append(STATISTICS[name](**params))  # type: ignore[arg-type]
+    for quality in (MissingRate, MismatchRate):
+        out.append(
+            quality(
+                threshold=None if d.false_alarm_rate is not None else 0.0,
+                false_alarm_rate=d.false_alarm_rate,
+                min_effect=d.quality_min_effect,
+                min_samples=d.min_samples,
+            )
+        )
     return out
 
 
@@ -43,6 +68,7 @@ def window_policy(settings: Settings) -> WindowPolicy:
         step_seconds=float(w.step_seconds),
         allowed_lateness_seconds=float(w.allowed_lateness_seconds),
         idle_timeout_seconds=float(w.idle_timeout_seconds),
+        max_future_seconds=float(w.max_future_seconds),
         count_size=w.count_size,
         count_step=w.count_step,
     )
@@ -59,7 +85,7 @@ def decision_policy(settings: Settings) -> DecisionPolicy:
     }
     return DecisionPolicy(
         statistics=build_statistics(settings),
-        alert_on=tuple(settings.decision.alert_on),
+        alert_on=settings.decision.deciding,  # alert_on + the data-quality statistics
         correction=settings.decision.correction,
         alerts=AlertPolicy(**alert_kwargs),  # type: ignore[arg-type]
     )
@@ -74,6 +100,7 @@ class Runtime:
     prometheus: CollectorRegistry = field(default_factory=CollectorRegistry)
     references_ready: asyncio.Event = field(default_factory=asyncio.Event)
     health: dict[str, object] = field(default_factory=dict)
+    _lag_samples: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
 
     def __post_init__(self) -> None:
         self.metrics = DriftMetrics(self.prometheus, max_series=self.settings.metrics.max_series)
@@ -83,6 +110,51 @@ class Runtime:
         self.decision = decision_policy(self.settings)
         for path in self.settings.references.files:
             self.registry.add(ReferenceProfile.load(path))
+
+    def note_consumer_lag(self, total: int, now: float) -> None:
+        """Record the stage-1 consumer lag (records, summed over the owned partitions).
+
+        Sets ``health["consumer_lag_records"]`` and ``health["consumer_lag_at"]``, and
+        ``health["consumer_lag_growing_since"]`` (the start of the current run of non-zero lag)
+        while the lag has been above zero for :data:`LAG_GROWING_SECONDS` and is higher than
+        it was that long ago; a consumer that keeps up, or is catching up on a backlog, never
+        has it.
+
+        Parameters
+        ----------
+        total
+            Records between the high-water marks and the next offsets to ingest.
+        now
+            Epoch seconds of the measurement.
+
+        Examples
+        --------
+        >>> rt = Runtime(Settings())
+        >>> for t, lag in [(0, 100), (30, 900), (61, 2000)]:
+        ...     rt.note_consumer_lag(lag, float(t))
+        >>> rt.health["consumer_lag_records"], rt.health["consumer_lag_growing_since"]
+        (2000, 0.0)
+        >>> rt.note_consumer_lag(0, 62.0)
+        >>> "consumer_lag_growing_since" in rt.health
+        False
+        """
+        self.health["consumer_lag_records"] = total
+        self.health["consumer_lag_at"] = now
+        samples = self._lag_samples
+        if total <= 0:
+            samples.clear()  # caught up: a new run starts with the next non-zero lag
+            self.health.pop("consumer_lag_growing_since", None)
+            return
+        samples.append((now, total))
+        # Keep the run's first sample and the newest one at or before now - LAG_GROWING_SECONDS.
+        while len(samples) > 2 and samples[2][0] <= now - LAG_GROWING_SECONDS:
+            del samples[1]
+        first_at = samples[0][0]
+        then = [lag for at, lag in samples if at <= now - LAG_GROWING_SECONDS]
+        if then and total > then[-1]:
+            self.health["consumer_lag_growing_since"] = first_at
+        else:
+            self.health.pop("consumer_lag_growing_since", None)
 
     def decoder(self) -> EventDecoder:
         known = self.settings.ingest.known_models

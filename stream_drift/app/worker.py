@@ -20,6 +20,7 @@ def prepare_topics(settings: Settings) -> None:
         partition_counts(settings),
         compacted=[settings.topics.references],
         replication_factor=settings.topics.replication_factor,
+        security=settings.kafka.client_kwargs(),
     )
 
 

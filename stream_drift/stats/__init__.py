@@ -5,6 +5,7 @@ Nothing here does I/O or imports Faust, Kafka or Prometheus; a test enforces it.
 
 from stream_drift.stats.base import PSEUDO_COUNT, Statistic, smoothed_proportions
 from stream_drift.stats.binning import (
+    MISMATCH,
     MISSING,
     UNSEEN,
     Binning,
@@ -27,15 +28,26 @@ from stream_drift.stats.js import JSDistance
 from stream_drift.stats.kl import KL
 from stream_drift.stats.ks import KS
 from stream_drift.stats.psi import PSI
+from stream_drift.stats.quality import (
+    QUALITY_STATISTICS,
+    RATE_PSEUDO_COUNT,
+    MismatchRate,
+    MissingRate,
+    RateResult,
+    RateStatistic,
+)
 from stream_drift.stats.result import DriftResult, Severity
 from stream_drift.stats.window import SlidingWindow
 
 __all__ = [
     "KL",
     "KS",
+    "MISMATCH",
     "MISSING",
     "PSEUDO_COUNT",
     "PSI",
+    "QUALITY_STATISTICS",
+    "RATE_PSEUDO_COUNT",
     "STATISTICS",
     "UNSEEN",
     "Binning",
@@ -45,7 +57,11 @@ __all__ = [
     "FeatureEvaluation",
     "Histogram",
     "JSDistance",
+    "MismatchRate",
+    "MissingRate",
     "NumericBinning",
+    "RateResult",
+    "RateStatistic",
     "Severity",
     "SlidingWindow",
     "Statistic",

@@ -123,6 +123,15 @@ class Statistic(abc.ABC):
     def value(self, reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
         """The statistic for two count vectors over the same bins."""
 
+    def baseline(self, reference: npt.ArrayLike) -> float:
+        """The value of a window identical to ``reference``: 0 for a divergence.
+
+        ``min_effect`` is measured from it: a rate statistic
+        (:class:`~stream_drift.stats.quality.RateStatistic`) returns the reference's own rate,
+        and its threshold is never below that rate plus ``min_effect``.
+        """
+        return 0.0
+
     @abc.abstractmethod
     def p_value(self, value: float, n_reference: int, n_current: int, dof: int) -> float | None:
         """Probability under no drift of a value at least as large."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from stream_drift.stats.base import Statistic
+from stream_drift.stats.binning import IntArray
 from stream_drift.stats.chi2 import ChiSquare
 from stream_drift.stats.decision import correct_across_features
 from stream_drift.stats.histogram import Histogram
@@ -16,12 +18,14 @@ from stream_drift.stats.js import JSDistance
 from stream_drift.stats.kl import KL
 from stream_drift.stats.ks import KS
 from stream_drift.stats.psi import PSI
+from stream_drift.stats.quality import QUALITY_STATISTICS, MismatchRate, MissingRate, RateResult
 from stream_drift.stats.result import DriftResult, Severity
 
 STATISTICS: dict[str, type[Statistic]] = {
-    cls.name: cls for cls in (PSI, KL, JSDistance, KS, ChiSquare)
+    cls.name: cls for cls in (PSI, KL, JSDistance, KS, ChiSquare, MissingRate, MismatchRate)
 }
-"""Every statistic, by its short name."""
+"""Every statistic, by its short name: the drift statistics, then the data-quality ones
+(:data:`~stream_drift.stats.quality.QUALITY_STATISTICS`)."""
 
 
 def default_statistics(**params: Any) -> list[Statistic]:
@@ -33,8 +37,10 @@ def default_statistics(**params: Any) -> list[Statistic]:
 class FeatureEvaluation:
     """Every applicable statistic's verdict on one feature, plus what explains it.
 
-    ``drift`` and ``severity`` follow the *decisive* statistics only (PSI by default); the
-    others are reported for context.
+    ``drift`` and ``severity`` follow the *decisive* drift statistics only (PSI by default),
+    ``data_quality`` the decisive data-quality ones (``missing_rate``, ``mismatch_rate``);
+    the others are reported for context. ``judged`` says whether a drift statistic had
+    enough binned values to judge the window (the data-quality ones count every event).
     """
 
     feature: str
@@ -45,19 +51,31 @@ class FeatureEvaluation:
     missing_ratio: float
     top_bins: list[dict[str, Any]] = field(default_factory=list)
     decisive: tuple[str, ...] = ("psi",)
+    mismatch_ratio: float = 0.0
+
+    def _decisive(self, quality: bool) -> list[DriftResult]:
+        return [
+            r
+            for s, r in self.results.items()
+            if s in self.decisive and (s in QUALITY_STATISTICS) == quality
+        ]
 
     @property
     def drift(self) -> bool:
-        return any(r.is_drift for s, r in self.results.items() if s in self.decisive)
+        return any(r.is_drift for r in self._decisive(quality=False))
 
     @property
     def severity(self) -> Severity:
-        levels = [r.severity for s, r in self.results.items() if s in self.decisive]
-        return max(levels, default=Severity.OK)
+        return max((r.severity for r in self._decisive(quality=False)), default=Severity.OK)
+
+    @property
+    def data_quality(self) -> bool:
+        """``True`` when a decisive data-quality statistic flagged the window."""
+        return any(r.is_drift for r in self._decisive(quality=True))
 
     @property
     def judged(self) -> bool:
-        return any(r.judged for r in self.results.values())
+        return any(r.judged for s, r in self.results.items() if s not in QUALITY_STATISTICS)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON-ready summary: each statistic's value, p-value where it has one.
@@ -79,9 +97,11 @@ class FeatureEvaluation:
             "psi_p_value": get("psi", "p_value"),
             "psi_threshold": get("psi", "threshold"),
             "missing_ratio": self.missing_ratio,
+            "mismatch_ratio": self.mismatch_ratio,
             "judged": self.judged,
             "severity": self.severity.label,
             "drift": self.drift,
+            "data_quality": self.data_quality,
             "top_bins": self.top_bins,
             "results": {stat: r.to_dict() for stat, r in self.results.items()},
         }
@@ -117,15 +137,20 @@ def evaluate_feature(
     statistics: Sequence[Statistic],
     decisive: Collection[str] = ("psi",),
 ) -> FeatureEvaluation:
-    """Run every statistic that applies to the feature's kind on the right grid."""
+    """Run every statistic that applies to the feature's kind on its grid
+    (:meth:`~stream_drift.stats.histogram.Histogram.grid_counts`)."""
     binning = reference.binning
-    fine = (reference.counts, current.counts)
-    coarse = (reference.coarse_counts(), current.coarse_counts())
-    results = {
-        s.name: s.evaluate(*(fine if s.grid == "fine" else coarse))
-        for s in statistics
-        if binning.kind in s.kinds
-    }
+    grids: dict[str, tuple[IntArray, IntArray]] = {}
+
+    def counts(grid: str) -> tuple[IntArray, IntArray]:
+        if grid not in grids:
+            grids[grid] = (reference.grid_counts(grid), current.grid_counts(grid))
+        return grids[grid]
+
+    results = {s.name: s.evaluate(*counts(s.grid)) for s in statistics if binning.kind in s.kinds}
+    for name, r in results.items():
+        if isinstance(r, RateResult):  # what "of the wrong type" means depends on the kind
+            results[name] = dataclasses.replace(r, kind=binning.kind)
     return FeatureEvaluation(
         feature=feature,
         kind=binning.kind,
@@ -135,6 +160,7 @@ def evaluate_feature(
         missing_ratio=current.missing_ratio,
         top_bins=top_bins(reference, current),
         decisive=tuple(decisive),
+        mismatch_ratio=current.mismatch_ratio,
     )
 
 
@@ -155,7 +181,8 @@ def evaluate_window(
     statistics
         Statistic instances to run.
     decisive
-        Names of the statistics whose verdict makes a feature "drifted".
+        Names of the statistics whose verdict makes a feature "drifted" (the drift statistics
+        among them) or gives it a data-quality problem (``missing_rate``, ``mismatch_rate``).
     correction
         ``"bh"`` (Benjamini–Hochberg across the model's features, per statistic) or ``"none"``.
     """

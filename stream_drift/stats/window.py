@@ -14,8 +14,8 @@ class SlidingWindow:
     """The last ``size`` step histograms and their running total.
 
     Sliding costs O(bins): the newest step is added to the total and, once the window is
-    full, the oldest is subtracted; nothing is recomputed from raw values. A tumbling window
-    is ``size=1`` (each step is a whole window).
+    full, the oldest is subtracted (bins, missing and mismatched counts alike); nothing is
+    recomputed from raw values. A tumbling window is ``size=1`` (each step is a whole window).
 
     Parameters
     ----------
