@@ -735,6 +735,11 @@ class ReferencesSettings(_Section):
 
     files: tuple[NonEmptyStr, ...] = Field(default=(), description="Reference JSON files to load.")
     warmup_events: NonNegativeInt = Field(default=0, description="Learn a reference from N events.")
+    warmup_max_models: PositiveInt = Field(
+        default=100,
+        description="Models learned at the same time; events of further new models go "
+        "dead-letter (unknown_model) until a slot frees.",
+    )
 
 
 class WebSettings(_Section):

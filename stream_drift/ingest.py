@@ -159,6 +159,7 @@ class IngestAccumulator:
         """Decode, validate, bin and count one batch; never raises on bad input."""
         outcome = BatchOutcome()
         horizon = self.clock() + self.max_future_seconds
+        starting = 0  # models whose warm-up this batch starts
         by_source: dict[str, dict[tuple[str, int, str], list[Event]]] = {}
         waiting: dict[tuple[str, str], list[tuple[RawRecord, Event]]] = {}
         for record in records:
@@ -195,7 +196,22 @@ class IngestAccumulator:
                         )
                     )
                     continue
-                waiting.setdefault(key, []).append((record, decoded))
+                if key not in waiting and not self.warmup.has_room_for(key, starting):
+                    outcome.rejections.append(
+                        Rejection(
+                            record,
+                            RejectReason.UNKNOWN_MODEL,
+                            f"model {decoded.model!r}: no reference, and warm-up is already "
+                            f"learning {self.warmup.max_models} models "
+                            "(references.warmup_max_models); publish a reference instead",
+                            decoded.model,
+                        )
+                    )
+                    continue
+                if key not in waiting:
+                    waiting[key] = []
+                    starting += not self.warmup.collected(key)
+                waiting[key].append((record, decoded))
                 continue
             self._admit(record, decoded, by_source)
         for key, items in waiting.items():
@@ -203,7 +219,7 @@ class IngestAccumulator:
             if self.registry.lookup(*key) is None:
                 # Only what completes the warm-up is learned; the rest of the batch is judged
                 # against the new reference (nothing dropped silently).
-                used = min(len(items), self.warmup.n_events - self.warmup.pending().get(key, 0))
+                used = min(len(items), self.warmup.n_events - self.warmup.collected(key))
                 outcome.warming_up += used
                 profile = self.warmup.add([ev for _, ev in items[:used]])
                 if profile is not None and self.registry.add(profile):

@@ -60,7 +60,8 @@ class ReferenceRegistry:
 class WarmupCollector:
     """Learn a reference from the first ``n_events`` events of a model with none published.
 
-    Events used for learning are not judged (they *are* the reference).
+    Events used for learning are not judged (they *are* the reference). At most
+    ``max_models`` models are learned at the same time (see :meth:`has_room_for`).
 
     Examples
     --------
@@ -78,10 +79,14 @@ class WarmupCollector:
         fine_bins: int = 100,
         coarse_bins: int = 10,
         top_categories: int = 50,
+        max_models: int = 100,
     ) -> None:
         if n_events < 1:
             raise ValueError("n_events must be >= 1")
+        if max_models < 1:
+            raise ValueError("max_models must be >= 1")
         self.n_events = n_events
+        self.max_models = max_models
         self.fine_bins = fine_bins
         self.coarse_bins = coarse_bins
         self.top_categories = top_categories
@@ -89,6 +94,17 @@ class WarmupCollector:
 
     def pending(self) -> dict[tuple[str, str], int]:
         return {k: len(v) for k, v in self._events.items()}
+
+    def collected(self, key: tuple[str, str]) -> int:
+        """Events collected so far for ``(model, version)`` (O(1))."""
+        bucket = self._events.get(key)
+        return 0 if bucket is None else len(bucket)
+
+    def has_room_for(self, key: tuple[str, str], starting: int = 0) -> bool:
+        """Whether ``key`` is being learned or a new model may start, ``starting`` other new
+        models being about to start: at most ``max_models`` are learned at once, so a flood
+        of new model names cannot exhaust memory or CPU."""
+        return key in self._events or len(self._events) + starting < self.max_models
 
     def discard(self, model: str, model_version: str) -> None:
         self._events.pop((model, model_version), None)

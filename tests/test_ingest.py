@@ -526,3 +526,24 @@ def test_a_resent_chunk_carries_only_the_histograms_of_the_steps_that_changed() 
     # Counts are cumulative over the chunk, histograms only for the step that got events.
     assert (second.offset_start, second.events) == (0, {T0: 3, T0 + 60: 1})
     assert set(second.steps) == {T0 + 60}
+
+
+def test_a_flood_of_new_model_names_is_bounded_during_warm_up() -> None:
+    """5,000 new model names with warm-up on: at most warmup max_models are learned, the
+    others dead-lettered as unknown_model."""
+    reg = ReferenceRegistry()
+    acc = IngestAccumulator(
+        reg, step_seconds=STEP, warmup=WarmupCollector(n_events=100, max_models=50)
+    )
+    records = [
+        _rec({"model": f"m{i}", "ts": T0, "features": {"x": float(i)}}, i) for i in range(5000)
+    ]
+    out = acc.add_records(records)
+    assert out.warming_up == 50
+    assert len(out.rejections) == 4950
+    assert {r.reason for r in out.rejections} == {RejectReason.UNKNOWN_MODEL}
+    assert "references.warmup_max_models" in out.rejections[0].detail
+    assert acc.warmup is not None and len(acc.warmup.pending()) == 50
+    # A model already being learned keeps being fed.
+    out = acc.add_records([_rec({"model": "m0", "ts": T0, "features": {"x": 1.0}}, 5000)])
+    assert out.warming_up == 1 and not out.rejections

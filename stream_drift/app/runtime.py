@@ -169,7 +169,11 @@ class Runtime:
             return None
         d = self.settings.decision
         return WarmupCollector(
-            n, fine_bins=d.fine_bins, coarse_bins=d.psi_bins, top_categories=d.top_categories
+            n,
+            fine_bins=d.fine_bins,
+            coarse_bins=d.psi_bins,
+            top_categories=d.top_categories,
+            max_models=self.settings.references.warmup_max_models,
         )
 
     async def wait_for_reference(self, reference_id: str, timeout: float) -> bool:
