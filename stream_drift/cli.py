@@ -374,6 +374,38 @@ def reference_publish(path: Path, config: Path | None, bootstrap: str | None) ->
     click.echo(f"Published {profile.id} for {profile.key} to {settings.topics.references}")
 
 
+@cli.group()
+def topics() -> None:
+    """Kafka topics of the app."""
+
+
+@topics.command("create")
+@_config_option
+@_bootstrap_option
+def topics_create(config: Path | None, bootstrap: str | None) -> None:
+    """Create every topic with its partition count (``topics.partitions.*``); idempotent.
+
+    What a worker does at start-up unless ``topics.create: false``: run it once from a
+    deployment's init step, or where workers have no permission to create topics.
+    """
+    from aiokafka.errors import KafkaError
+
+    from stream_drift.app.topics import partition_counts
+    from stream_drift.app.worker import prepare_topics
+
+    settings = _client_settings(config, bootstrap)
+    _check_broker(settings)
+    try:
+        prepare_topics(settings)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        _fail(f"Kafka at {_bootstrap(settings)}: cannot create the topics: {exc}")
+    counts = partition_counts(settings)
+    click.echo(
+        "Topics ready: "
+        + ", ".join(f"{name} ({n} partition{'s' * (n != 1)})" for name, n in sorted(counts.items()))
+    )
+
+
 @cli.command("produce")
 @click.option(
     "--from",
