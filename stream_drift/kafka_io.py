@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -23,6 +23,9 @@ import numpy as np
 from stream_drift.datasets import detect_format, is_event, read_columns
 from stream_drift.events import PREDICTION_SERIES, is_prediction_series
 from stream_drift.reference import ReferenceProfile
+
+if TYPE_CHECKING:
+    from stream_drift.registry import PublishedReference
 
 _encode = msgspec.json.Encoder().encode
 
@@ -136,27 +139,42 @@ async def check_reachable(
     await _close_quietly(admin)
 
 
+#: Configs of a references topic created by :func:`publish_reference` (the defaults of
+#: ``topics.cleanup_policy.references`` and ``topics.retention_ms.references``).
+REFERENCE_TOPIC_CONFIGS: Mapping[str, str] = {"cleanup.policy": "compact", "retention.ms": "-1"}
+
+
 async def publish_reference(
     bootstrap: str,
     topic: str,
     profile: ReferenceProfile,
     *,
     partitions: int = 1,
+    topic_configs: Mapping[str, str] | None = None,
     security: Mapping[str, Any] | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
 ) -> None:
-    """Send a profile to the references topic, keyed ``model/version`` (latest wins).
+    """Send a profile to the references topic, keyed ``model/version/reference-id``.
+
+    Every distinct profile has its own key, so a compacted topic keeps them all; the latest
+    record of a version (topic order) is the one workers use. Every record of a version goes
+    to the partition its ``model/version`` hashes to (as when records were keyed so), which
+    keeps that order defined with several partitions. The record's Kafka timestamp is its
+    publish time.
 
     Parameters
     ----------
     bootstrap
         ``host:port[,host:port]``.
     topic
-        The references topic; created (compacted, ``partitions``) when missing.
+        The references topic; created (``partitions``, ``topic_configs``) when missing.
     profile
         The reference profile to send.
     partitions
         Partition count of the topic if it has to be created.
+    topic_configs
+        Configs of the topic if it has to be created (``None``:
+        :data:`REFERENCE_TOPIC_CONFIGS`, compacted and kept forever).
     security
         TLS/SASL keyword arguments, :meth:`stream_drift.config.KafkaSettings.client_kwargs`
         (``None``: PLAINTEXT).
@@ -171,17 +189,172 @@ async def publish_reference(
     from aiokafka import AIOKafkaProducer
 
     from stream_drift.embedded import create_topics
+    from stream_drift.registry import reference_record_key
 
+    configs = dict(REFERENCE_TOPIC_CONFIGS if topic_configs is None else topic_configs)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, max_request_size=16 * 1024 * 1024, **dict(security or {})
+        bootstrap_servers=bootstrap,
+        max_request_size=16 * 1024 * 1024,
+        partitioner=reference_partitioner,
+        **dict(security or {}),
     )
     await start_client(producer, bootstrap, connect_timeout)
     try:
         # Make sure the topic exists with its partitions before the first send auto-creates it.
-        await create_topics(bootstrap, {topic: partitions}, compacted=[topic], security=security)
-        await producer.send_and_wait(topic, profile.to_json().encode(), key=profile.key.encode())
+        await create_topics(
+            bootstrap, {topic: partitions}, configs={topic: configs}, security=security
+        )
+        await producer.send_and_wait(
+            topic, profile.to_json().encode(), key=reference_record_key(profile).encode()
+        )
     finally:
         await producer.stop()
+
+
+def reference_partitioner(
+    key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]
+) -> int:
+    """Partition of a references record: Kafka's default partitioner applied to the key's
+    ``model/version`` part (the key without its last ``/reference-id`` segment), so every
+    profile of a version lands where records keyed ``model/version`` always did and topic
+    order between them is defined.
+
+    Parameters
+    ----------
+    key
+        The record key, ``model/version/reference-id``.
+    all_partitions, available
+        Partition ids of the topic, and those with a leader.
+
+    Returns
+    -------
+    int
+        The partition id.
+
+    Examples
+    --------
+    >>> a = reference_partitioner(b"m/1/sha256:aa", [0, 1, 2, 3], [0, 1, 2, 3])
+    >>> a == reference_partitioner(b"m/1/sha256:bb", [0, 1, 2, 3], [0, 1, 2, 3])
+    True
+    """
+    from aiokafka.partitioner import DefaultPartitioner
+
+    prefix = key.rsplit(b"/", 1)[0] if key is not None else None
+    return int(DefaultPartitioner()(prefix, list(all_partitions), list(available)))
+
+
+async def read_reference_history(
+    bootstrap: str,
+    topic: str,
+    *,
+    model: str | None = None,
+    model_version: str | None = None,
+    idle_timeout: float = 1.0,
+    max_seconds: float = 60.0,
+    security: Mapping[str, Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> list[PublishedReference]:
+    """Every profile on the references topic, oldest first, with the current one marked.
+
+    Reads every partition from the beginning without a consumer group, until each partition's
+    position reaches the fetch high-water mark or nothing arrived for ``idle_timeout`` seconds
+    (Tansu's "latest offset" is too low, so ``end_offsets()`` is not used), at most
+    ``max_seconds``. Records that are not valid profiles are skipped.
+
+    Parameters
+    ----------
+    bootstrap
+        ``host:port[,host:port]``.
+    topic
+        The references topic.
+    model, model_version
+        Keep only that model (and version); ``None`` keeps all. The current profile of a
+        version is decided over the whole topic either way.
+    idle_timeout
+        Seconds without a record after which the topic counts as read.
+    max_seconds
+        Upper bound of the whole read.
+    security
+        TLS/SASL keyword arguments (``None``: PLAINTEXT).
+    connect_timeout
+        Seconds to wait for the brokers before :class:`BrokerUnreachableError`.
+
+    Returns
+    -------
+    list[stream_drift.registry.PublishedReference]
+        As :func:`stream_drift.registry.reference_history` orders and marks them; empty when
+        the topic does not exist.
+
+    Raises
+    ------
+    BrokerUnreachableError
+        When no broker answered within ``connect_timeout``.
+    """
+    import json
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    from stream_drift.reference import ReferenceError
+    from stream_drift.registry import PublishedReference as Published
+    from stream_drift.registry import reference_history
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=200,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        **dict(security or {}),
+    )
+    await start_client(consumer, bootstrap, connect_timeout)
+    found: list[Published] = []
+    try:
+        try:
+            tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
+        except RuntimeError:  # no such topic (Apache Kafka without auto-creation): none published
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + max_seconds
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    try:
+                        profile = ReferenceProfile.from_dict(json.loads(m.value or b""))
+                    except (ValueError, ReferenceError):
+                        continue
+                    key = m.key.decode("utf-8", "replace") if m.key else ""
+                    found.append(
+                        Published.of(
+                            profile,
+                            timestamp_ms=m.timestamp,
+                            partition=tp.partition,
+                            offset=m.offset,
+                            key=key,
+                        )
+                    )
+            now = time.monotonic()
+            if batch:
+                last = now
+            marks = [consumer.highwater(tp) for tp in tps]
+            if all(h is not None for h in marks):
+                positions = [await consumer.position(tp) for tp in tps]
+                if all(p >= h for p, h in zip(positions, marks, strict=True)):
+                    break
+            if now - last > idle_timeout:
+                break
+    finally:
+        await consumer.stop()
+    return [
+        r
+        for r in reference_history(found)
+        if (model is None or r.model == model)
+        and (model_version is None or r.model_version == model_version)
+    ]
 
 
 def _clean(value: Any) -> Any:
@@ -431,6 +604,72 @@ async def follow(
                 return
     finally:
         await consumer.stop()
+
+
+async def open_group_consumer(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    *,
+    from_beginning: bool = False,
+    session_timeout: float = 60.0,
+    heartbeat_interval: float = 3.0,
+    rebalance_timeout: float = 60.0,
+    max_poll_interval: float = 300.0,
+    security: Mapping[str, Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> Any:
+    """A started aiokafka consumer of ``topic`` in consumer group ``group``, manual commits.
+
+    The caller reads with ``getmany()`` (the group is joined there, not in here), commits
+    with ``commit({tp: offset})`` and stops it.
+    A group with no committed offset starts at the oldest record with ``from_beginning``,
+    at the end otherwise.
+
+    Parameters
+    ----------
+    bootstrap
+        ``host:port[,host:port]``.
+    topic
+        The topic to subscribe to.
+    group
+        Consumer group id (its committed offsets survive restarts).
+    from_beginning
+        Where a group without a committed offset starts.
+    session_timeout, heartbeat_interval, rebalance_timeout
+        Group session timeout, heartbeat interval and rebalance timeout, seconds.
+    max_poll_interval
+        Longest time between two reads before the consumer leaves the group, seconds: more
+        than the longest processing of one batch.
+    security
+        TLS/SASL keyword arguments, :meth:`stream_drift.config.KafkaSettings.client_kwargs`
+        (``None``: PLAINTEXT).
+    connect_timeout
+        Seconds to wait for the brokers before :class:`BrokerUnreachableError`.
+
+    Raises
+    ------
+    BrokerUnreachableError
+        When no broker answered within ``connect_timeout``.
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        session_timeout_ms=int(session_timeout * 1000),
+        heartbeat_interval_ms=int(heartbeat_interval * 1000),
+        rebalance_timeout_ms=int(rebalance_timeout * 1000),
+        max_poll_interval_ms=int(max_poll_interval * 1000),
+        **dict(security or {}),
+    )
+    await start_client(consumer, bootstrap, connect_timeout)
+    # Subscribed after start(): the group join (which may wait for a departed member's
+    # session to expire) happens in the first reads, not within ``connect_timeout``.
+    consumer.subscribe([topic])
+    return consumer
 
 
 async def partitions_of(consumer: Any, topic: str) -> list[int]:

@@ -2,10 +2,144 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from stream_drift.events import Event, group_values, is_prediction_series
 from stream_drift.reference import ReferenceProfile, build_reference
+
+
+def reference_record_key(profile: ReferenceProfile) -> str:
+    """Key of a profile's record on the references topic: ``model/version/reference-id``.
+
+    One key per distinct profile, so compaction keeps every profile ever published (a
+    republish of the same version with other content is a new key); which one is current
+    is decided by topic order, never by the key.
+
+    Parameters
+    ----------
+    profile : ReferenceProfile
+        The profile to publish.
+
+    Returns
+    -------
+    str
+        ``f"{model}/{model_version}/{id}"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = build_reference({"x": np.arange(200.0)}, model="m", model_version="1")
+    >>> reference_record_key(p) == f"m/1/{p.id}"
+    True
+    """
+    return f"{profile.key}/{profile.id}"
+
+
+@dataclass(frozen=True)
+class PublishedReference:
+    """One record of the references topic, as ``stream-drift reference history`` lists it.
+
+    Attributes
+    ----------
+    model, model_version, reference_id : str
+        What the profile is of, and its content id.
+    n_rows : int
+        Rows the profile was built from (the largest series count, missing values included).
+    n_series : int
+        Number of series (features and prediction outputs).
+    published_at_ms : int
+        The record's Kafka timestamp, milliseconds since the epoch.
+    partition, offset : int
+        Where the record is.
+    key : str
+        The record's key (``model/version/id``; ``model/version`` for records published
+        before keys named the id).
+    current : bool
+        Whether it is the profile a worker judges this version against (the latest record
+        of the version in topic order).
+    """
+
+    model: str
+    model_version: str
+    reference_id: str
+    n_rows: int
+    n_series: int
+    published_at_ms: int
+    partition: int
+    offset: int
+    key: str
+    current: bool = False
+
+    @property
+    def published_at(self) -> str:
+        """The publish time in RFC 3339, UTC, milliseconds (``2026-12-01T19:30:00.123Z``)."""
+        stamp = datetime.fromtimestamp(self.published_at_ms / 1000, tz=UTC)
+        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON object of ``reference history --json``."""
+        return {
+            "model": self.model,
+            "model_version": self.model_version,
+            "reference_id": self.reference_id,
+            "n_rows": self.n_rows,
+            "n_series": self.n_series,
+            "published_at": self.published_at,
+            "current": self.current,
+            "key": self.key,
+            "partition": self.partition,
+            "offset": self.offset,
+        }
+
+    @classmethod
+    def of(
+        cls, profile: ReferenceProfile, *, timestamp_ms: int, partition: int, offset: int, key: str
+    ) -> PublishedReference:
+        """Describe a profile read from the topic (``current`` is set by
+        :func:`reference_history`)."""
+        rows = max((s.histogram.total for s in profile.series.values()), default=0)
+        return cls(
+            model=profile.model,
+            model_version=profile.model_version,
+            reference_id=profile.id,
+            n_rows=int(rows),
+            n_series=len(profile.series),
+            published_at_ms=int(timestamp_ms),
+            partition=int(partition),
+            offset=int(offset),
+            key=key,
+        )
+
+
+def reference_history(records: Iterable[PublishedReference]) -> list[PublishedReference]:
+    """Mark which record of each model version is current, oldest first.
+
+    The current one is what :class:`ReferenceRegistry` keeps when the records are added in
+    topic order: the version's last record. A publisher keeps every record of a version in one
+    partition, so that is the highest offset; records of a version spread over partitions
+    (written by another publisher) fall back to the latest timestamp.
+
+    Parameters
+    ----------
+    records : Iterable[PublishedReference]
+        Records of the references topic, in any order.
+
+    Returns
+    -------
+    list[PublishedReference]
+        The same records sorted by publish time (then partition and offset), each with
+        ``current`` set.
+    """
+    ordered = sorted(records, key=lambda r: (r.published_at_ms, r.partition, r.offset))
+    latest: dict[tuple[str, str], PublishedReference] = {}
+    for r in ordered:
+        seen = latest.get((r.model, r.model_version))
+        if seen is None or seen.partition != r.partition or r.offset > seen.offset:
+            latest[(r.model, r.model_version)] = r
+    current = {id(r) for r in latest.values()}
+    return [replace(r, current=id(r) in current) for r in ordered]
 
 
 class ReferenceRegistry:

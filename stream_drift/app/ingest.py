@@ -39,6 +39,7 @@ from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
 from stream_drift.events import DEADLETTER_MIN_BYTES, RawRecord, Rejection, deadletter_payload
 from stream_drift.ingest import BatchOutcome, IngestAccumulator
+from stream_drift.registry import reference_record_key
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +297,7 @@ class IngestService(mode.Service):
                     "reference",
                     self.topics.references,
                     self.runtime.settings.topics.references,
-                    profile.key.encode(),
+                    reference_record_key(profile).encode(),
                     profile.to_json().encode(),
                     f"reference {profile.id} of {profile.key}",
                 )

@@ -1,4 +1,6 @@
-"""Every worker follows ``drift.references`` from the beginning: latest per key wins."""
+"""Every worker follows ``drift.references`` from the beginning: the latest record per
+model/version wins (records are keyed ``model/version/reference-id``; see
+:func:`stream_drift.kafka_io.publish_reference`)."""
 
 from __future__ import annotations
 

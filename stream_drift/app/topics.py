@@ -33,6 +33,22 @@ def partition_counts(settings: Settings) -> dict[str, int]:
     }
 
 
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Topic name -> the configs it is created with (``cleanup.policy``, ``retention.ms``).
+
+    Parameters
+    ----------
+    settings : Settings
+        ``topics.cleanup_policy.*`` and ``topics.retention_ms.*`` are read.
+
+    Returns
+    -------
+    dict[str, dict[str, str]]
+        Every topic of :func:`partition_counts`, with string values as Kafka takes them.
+    """
+    return settings.topics.topic_configs()
+
+
 def define(app: faust.App, settings: Settings) -> Topics:
     t, p = settings.topics, settings.topics.partitions
 

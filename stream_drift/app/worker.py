@@ -10,15 +10,17 @@ log = logging.getLogger(__name__)
 
 
 def prepare_topics(settings: Settings) -> None:
-    """Create every topic with its partition count (idempotent); Tansu would otherwise
-    auto-create them with one partition on first use (KAFKA-LOCAL.md §6)."""
-    from stream_drift.app.topics import partition_counts
+    """Create every topic with its partition count and configs (``cleanup.policy``,
+    ``retention.ms``: :func:`stream_drift.app.topics.topic_configs`); idempotent, an existing
+    topic is left as it is. Tansu would otherwise auto-create them with one partition on first
+    use (KAFKA-LOCAL.md §6)."""
+    from stream_drift.app.topics import partition_counts, topic_configs
     from stream_drift.embedded import create_topics_sync
 
     create_topics_sync(
         ",".join(settings.kafka.servers),
         partition_counts(settings),
-        compacted=[settings.topics.references],
+        configs=topic_configs(settings),
         replication_factor=settings.topics.replication_factor,
         security=settings.kafka.client_kwargs(),
     )
