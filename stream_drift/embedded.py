@@ -132,6 +132,9 @@ def _port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
 def _port_free(host: str, port: int) -> bool:
     """Return whether ``host:port`` can be bound (nothing listens there)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # A stopped broker's connections linger in TIME_WAIT; they do not stop a new broker
+        # binding the port (an active listener still does).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

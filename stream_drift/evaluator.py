@@ -434,6 +434,8 @@ class VersionWindow:
         if self.last_closed_end is None:
             return min(self.pending) if self.pending else None
         start = self.last_closed_end
+        # Sliding on through silence until the window is empty (one evaluation of the empty
+        # window shows the traffic stopped: window_samples 0), then stopping.
         if start in self.pending or sum(self.step_events) > 0:
             return start
         # The window holds nothing: evaluating empty steps would say nothing, so jump to the

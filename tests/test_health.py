@@ -54,3 +54,26 @@ def test_degraded_keeps_every_field_and_is_not_failing() -> None:
     ]
     assert {"references", "references_ready", "ingest", "ingest_partitions"} <= set(body)
     assert body["records_consumed"] == 7
+
+
+def test_a_stage2_commit_that_never_finishes_fails_health_and_readiness() -> None:
+    from stream_drift.app.web import COMMIT_STUCK_SECONDS, health_report, readiness_report
+
+    rt = Runtime(Settings())
+    rt.health["stage2_commit_started"] = 1000.0
+    assert health_report(rt, now=1000.0 + COMMIT_STUCK_SECONDS - 1)["status"] == "ok"
+    body = health_report(rt, now=1000.0 + COMMIT_STUCK_SECONDS + 1)
+    assert body["status"] == "failing"
+    assert any("stage-2 offset commit" in p for p in body["problems"])
+    ready = readiness_report(rt, now=1000.0 + COMMIT_STUCK_SECONDS + 1)
+    assert any("stage-2 offset commit" in p for p in ready["problems"])
+
+
+def test_a_broker_that_lost_offsets_already_read_fails_health() -> None:
+    from stream_drift.app.web import health_report
+
+    rt = Runtime(Settings())
+    rt.health["broker_lost_log"] = "drift.events/0: high-water mark 3 below offset 500 already read"
+    body = health_report(rt, now=0.0)
+    assert body["status"] == "failing"
+    assert any("broker lost its log" in p for p in body["problems"])

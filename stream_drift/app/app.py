@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,6 +11,23 @@ import mode
 
 from stream_drift.app.runtime import Runtime
 from stream_drift.config import Settings
+
+
+class CommitWatch(faust.Sensor):
+    """Records when a stage-2 (Faust) offset commit started and clears it when it is done,
+    so ``/health`` can tell a commit that never finishes (aiokafka retries some errors
+    forever, e.g. after the broker lost its state)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        self.runtime.health["stage2_commit_started"] = time.time()
+        return None
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        self.runtime.health.pop("stage2_commit_started", None)
 
 
 class StreamDriftApp(faust.App):
@@ -43,6 +61,7 @@ def create_app(settings: Settings) -> StreamDriftApp:
         web_enabled=True,
     )
     app.runtime = Runtime(settings)
+    app.sensors.add(CommitWatch(app.runtime))
     t = topics.define(app, settings)
     state = tables.define(app, settings)
     agents.register(app, app.runtime, t, state)

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 UNKNOWN_MODEL_LABEL = "_unknown"
 """Metric label for rejected records whose model could not be read or is not known."""
 
+COMMIT_TIMEOUT_SECONDS: Final = 15.0
+"""A stage-1 offset commit not done after this long counts as failed (``/health`` says so)."""
+
 SEND_ATTEMPTS: Final = 3
 """Sends of a record that fails because of itself (too large, refused) before it is skipped."""
 _RETRY_FIRST_SECONDS: Final = 0.5  # back-off while the broker cannot take records: 0.5 s ...
@@ -264,6 +267,14 @@ class IngestService(mode.Service):
             position = self.next_offsets.get(tp)
             if highwater is None or position is None:
                 continue  # nothing fetched from it yet: no figure rather than a guess
+            if highwater < position and "broker_lost_log" not in self.runtime.health:
+                # Offsets already read are gone: the broker lost its state (or the topic was
+                # re-created). Sticky: this worker's state no longer matches the broker's.
+                self.runtime.health["broker_lost_log"] = (
+                    f"{tp.topic}/{tp.partition}: high-water mark {highwater} below offset "
+                    f"{position} already read"
+                )
+                log.error("broker lost its log? %s", self.runtime.health["broker_lost_log"])
             self.runtime.metrics.set_consumer_lag(tp.topic, tp.partition, highwater - position)
             total += highwater - position
         self.runtime.note_consumer_lag(total, time.time())  # /health: falling behind?
@@ -350,7 +361,9 @@ class IngestService(mode.Service):
                 return
             if offsets and self.consumer is not None:
                 try:
-                    await self.consumer.commit(offsets)
+                    # aiokafka retries some errors (an unknown topic after the broker lost its
+                    # state) forever: bounded, it becomes a failure /health reports.
+                    await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
                 except Exception as exc:  # health reports it; the next flush retries
                     self.runtime.health["last_commit_error"] = repr(exc)
                     self.runtime.health["last_commit_ok"] = False

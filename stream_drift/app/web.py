@@ -3,8 +3,10 @@
 
 - ``/health`` is the summary: ``status`` is ``ok``, ``degraded`` (HTTP 200: stage 1 is
   falling behind, or its loop has not turned for :data:`INGEST_LOOP_STUCK_SECONDS`) or
-  ``failing`` (HTTP 503: the last offset commit failed, the ingest loop crashed, or a table
-  recovery has run for over :data:`RECOVERY_STUCK_SECONDS`), with the reasons in ``problems``.
+  ``failing`` (HTTP 503: the last offset commit failed, a stage-2 commit has not finished for
+  :data:`COMMIT_STUCK_SECONDS`, the broker lost offsets already read, the ingest loop crashed,
+  or a table recovery has run for over :data:`RECOVERY_STUCK_SECONDS`), with the reasons in
+  ``problems``.
 - ``/health/live`` (liveness probe): 503 only when restarting the process is the cure — the
   ingest loop crashed or is stuck, or a table recovery is stuck.
 - ``/health/ready`` (readiness probe): 200 once the references are loaded, both consumer
@@ -26,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from stream_drift.app.runtime import LAG_GROWING_SECONDS, Runtime
 
 __all__ = [
+    "COMMIT_STUCK_SECONDS",
     "INGEST_LOOP_STUCK_SECONDS",
     "LAG_GROWING_SECONDS",
     "RECOVERY_STUCK_SECONDS",
@@ -34,6 +37,10 @@ __all__ = [
     "readiness_report",
     "register",
 ]
+
+COMMIT_STUCK_SECONDS = 15.0
+"""A stage-2 (Faust) offset commit still running after this long is a failure: aiokafka
+retries some commit errors forever, e.g. after the broker lost its state."""
 
 RECOVERY_STUCK_SECONDS = 120.0
 """A table recovery running longer than this is reported as a failure by ``/health``."""
@@ -58,6 +65,14 @@ def _failures(body: dict[str, Any], now: float) -> list[str]:
     recovering = _seconds_since(body, "recovering_since", now)
     if recovering is not None and recovering > RECOVERY_STUCK_SECONDS:
         problems.append(f"table recovery running for {recovering:.0f} s")
+    committing = _seconds_since(body, "stage2_commit_started", now)
+    if committing is not None and committing > COMMIT_STUCK_SECONDS:
+        problems.append(
+            f"stage-2 offset commit not done after {committing:.0f} s "
+            "(broker unreachable, or it lost its state)"
+        )
+    if body.get("broker_lost_log"):
+        problems.append(f"broker lost its log: {body['broker_lost_log']}; restart the worker")
     return problems
 
 
@@ -165,6 +180,7 @@ def readiness_report(runtime: Runtime, now: float) -> dict[str, Any]:
         problems.append("stage-2 consumer group not joined yet (no partitions assigned)")
     if body.get("last_commit_ok", True) is False:
         problems.append(f"last offset commit failed: {body.get('last_commit_error')}")
+    problems += [p for p in _failures(body, now) if not p.startswith("offset commit failing")]
     live = liveness_report(runtime, now)
     problems += live.get("problems", [])
     return {"status": "not_ready", "problems": problems} if problems else {"status": "ready"}
