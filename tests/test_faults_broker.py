@@ -54,7 +54,6 @@ from test_worker_kafka import (
 )
 from test_worker_recovery import accepted, recovery_settings, renumber, summary, worker_of
 
-import stream_drift.embedded
 from stream_drift.app.tables import STATE_TABLE
 from stream_drift.config import Settings
 from stream_drift.embedded import EmbeddedBroker, find_free_port
@@ -82,24 +81,6 @@ CHUNK = 2_000
 
 
 # ------------------------------------------------------------------------------- broker
-
-
-def _port_bindable(host: str, port: int) -> bool:
-    """Like ``stream_drift.embedded._port_free`` but with ``SO_REUSEADDR``, as a server binds.
-
-    The product's check binds without it and so fails for ~60 s after a broker with connected
-    clients stopped (its sockets linger in TIME_WAIT), although Tansu itself can bind the
-    port: ``EmbeddedBroker(port=same).start()`` raises "already in use" right after
-    ``stop()`` (see ``test_embedded_broker_restarts_on_its_port_right_after_a_stop``). Patched
-    here so that a restart is a restart, not a 60 s outage.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 class OwnBroker:
@@ -140,11 +121,10 @@ class OwnBroker:
             os.kill(self.pid, signal.SIGCONT)
         self.paused = False
 
-    def restart(self, monkeypatch: pytest.MonkeyPatch) -> float:
+    def restart(self) -> float:
         """Stop the broker and start an empty one on the same port; returns the seconds the
         port was closed (~5 s: Tansu does not exit on SIGTERM while clients are connected, so
         ``EmbeddedBroker.stop`` SIGKILLs it after its 5 s grace)."""
-        monkeypatch.setattr(stream_drift.embedded, "_port_free", _port_bindable)
         stopped = time.monotonic()
         self.broker.stop()
         self.broker = self._new()
@@ -496,9 +476,9 @@ def test_broker_paused_10s_mid_stream_loses_nothing(own_broker: OwnBroker, tmp_p
 @pytest.mark.timeout(60)
 def test_embedded_broker_restarts_on_its_port_right_after_a_stop(tmp_path: Path) -> None:
     """``EmbeddedBroker(port=P).start()`` right after the broker on P was stopped while a client
-    was connected (a worker always is): the new broker must start. The port is bindable
-    (Tansu binds with ``SO_REUSEADDR``); only the pre-launch check, which binds without it,
-    sees the old connections in TIME_WAIT and refuses for ~60 s."""
+    was connected (a worker always is): the new broker must start, although the old
+    connections linger in TIME_WAIT (the pre-launch check binds with ``SO_REUSEADDR``, as
+    Tansu does; without it, it refused for ~60 s)."""
     port = find_free_port()
     first = EmbeddedBroker(port=port, log_path=tmp_path / "tansu-1.log")
     first.start()
@@ -507,7 +487,6 @@ def test_embedded_broker_restarts_on_its_port_right_after_a_stop(tmp_path: Path)
         first.stop()
     finally:
         client.close()
-    assert _port_bindable("127.0.0.1", port), "nothing may listen on the port any more"
     second = EmbeddedBroker(port=port, log_path=tmp_path / "tansu-2.log")
     try:
         second.start()
@@ -523,7 +502,7 @@ RESTART_DEADLINE_S = 30.0
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("traffic", [False, True], ids=["idle", "traffic"])
 def test_broker_restart_turns_health_failing_within_30s(
-    own_broker: OwnBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, traffic: bool
+    own_broker: OwnBroker, tmp_path: Path, traffic: bool
 ) -> None:
     """A worker that ingested and committed; the broker is replaced by an empty one on the same
     port (topics, offsets and groups gone). ``/health`` must answer HTTP 503 with status
@@ -557,7 +536,7 @@ def test_broker_restart_turns_health_failing_within_30s(
             workers=[worker],
         )
         before = brief(health_views(worker))
-        closed_s = own_broker.restart(monkeypatch)
+        closed_s = own_broker.restart()
         restarted_at = time.monotonic()
         timeline.append(f"before: {before}; port closed for {closed_s:.2f} s")
         if traffic:
