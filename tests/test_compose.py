@@ -522,7 +522,7 @@ def test_dockerfile_base_is_pinned_and_multi_stage() -> None:
 
 def test_dockerfile_installs_from_the_runtime_lock() -> None:
     builder = " ".join(rest for kw, rest in instructions(DOCKERFILE) if kw in ("RUN", "COPY"))
-    assert re.search(r"pip install (\S+ )*-r requirements\.lock", builder), builder
+    assert re.search(r"pip install (\S+ )*-r requirements\.txt", builder), builder
     assert "requirements-test.txt" not in builder
     # The project itself without dependencies: everything comes from the lock.
     assert re.search(r"pip install --no-deps", builder), builder
