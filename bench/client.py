@@ -30,7 +30,7 @@ import numpy as np
 
 from bench._table import Record, Table, base_parser, emit
 from stream_drift.client import DriftEmitter, encode_event
-from stream_drift.embedded import EmbeddedBroker, find_free_port
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
 
 FEATURES = [f"f{i}" for i in range(10)]
 

@@ -11,7 +11,7 @@ so the worker drains a backlog at full speed. Measured:
   until the flush that sent the partials of the last batch and committed its offsets;
 - **raw ceiling**, in the same run on the same topic: an aiokafka consumer without a group
   (``getmany(max_records=10000)``) feeding the same decode + validate + bin code
-  (:class:`~stream_drift.ingest.IngestAccumulator`) in this process, no Faust, no sends.
+  (:class:`~stream_drift.pipeline.ingest.IngestAccumulator`) in this process, no Faust, no sends.
 
 The ratio worker / ceiling is what Faust, the partial sends and the commits cost. Absolute
 numbers depend on the (shared, noisy) machine; repeat runs and read the medians.
@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from bench._table import Record, Table, base_parser, emit
+from stream_drift.app.kafka_io import produce, publish_reference
 from stream_drift.app.worker import prepare_topics
 from stream_drift.config import Settings
-from stream_drift.embedded import EmbeddedBroker, find_free_port
-from stream_drift.events import RawRecord
-from stream_drift.ingest import IngestAccumulator
-from stream_drift.kafka_io import produce, publish_reference
-from stream_drift.reference import ReferenceProfile, build_reference
-from stream_drift.registry import ReferenceRegistry
-from stream_drift.supervisor import WorkerProcess
+from stream_drift.pipeline.events import RawRecord
+from stream_drift.pipeline.ingest import IngestAccumulator
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
+from stream_drift.pipeline.registry import ReferenceRegistry
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
+from stream_drift.tools.supervisor import WorkerProcess
 
 FEATURES = [f"f{i}" for i in range(10)]
 

@@ -12,16 +12,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from stream_drift.config import ConfigError, Settings, load_settings
-from stream_drift.datasets import DataError, read_columns
-from stream_drift.reference import (
+from stream_drift.pipeline.reference import (
     DEFAULT_EXCLUDED,
     ReferenceError,
     ReferenceProfile,
-    build_reference_from_file,
 )
+from stream_drift.tools.datasets import DataError, build_reference_from_file, read_columns
 
 if TYPE_CHECKING:
-    from stream_drift.trigger import AlertFilter, Attempt
+    from stream_drift.tools.trigger import AlertFilter, Attempt
 
 
 def _width() -> int | None:
@@ -201,7 +200,7 @@ def report(
     A current data set with no rows, or too few values in every series, is reported as
     "Nothing judged" with the reason, never as "no drift".
     """
-    from stream_drift.report import (
+    from stream_drift.tools.report import (
         EXIT_DRIFT,
         EXIT_NOTHING_JUDGED,
         build_report,
@@ -256,7 +255,7 @@ def _settings(config: Path | None) -> Settings:
 def worker(config: Path | None, bootstrap: str | None) -> None:
     """Run a worker: ingest (stage 1), evaluate (stage 2), alerts, /metrics."""
     from stream_drift.app.worker import run_worker
-    from stream_drift.embedded import EmbeddedBroker
+    from stream_drift.tools.embedded import EmbeddedBroker
 
     settings = _client_settings(config, bootstrap)
     broker = None
@@ -276,7 +275,7 @@ def worker(config: Path | None, bootstrap: str | None) -> None:
 def _check_broker(settings: Settings) -> None:
     """Before a worker starts: the brokers answer (and accept the credentials) within
     ``kafka.connect_timeout_seconds``, or the command fails with one line (exit status 2)."""
-    from stream_drift.kafka_io import check_reachable
+    from stream_drift.app.kafka_io import check_reachable
 
     bootstrap = _bootstrap(settings)
     _run_kafka(
@@ -315,7 +314,7 @@ def _run_kafka(main: Coroutine[Any, Any, _T], bootstrap: str) -> _T:
 
     from aiokafka.errors import KafkaError
 
-    from stream_drift.kafka_io import BrokerUnreachableError
+    from stream_drift.app.kafka_io import BrokerUnreachableError
 
     try:
         return asyncio.run(main)
@@ -355,7 +354,7 @@ def _client_settings(config: Path | None, bootstrap: str | None) -> Settings:
 def reference_publish(path: Path, config: Path | None, bootstrap: str | None) -> None:
     """Publish a reference profile to the references topic (latest per model/version wins)."""
 
-    from stream_drift.kafka_io import publish_reference
+    from stream_drift.app.kafka_io import publish_reference
 
     settings = _client_settings(config, bootstrap)
     try:
@@ -401,7 +400,7 @@ def reference_history(
     """
     import json
 
-    from stream_drift.kafka_io import read_reference_history
+    from stream_drift.app.kafka_io import read_reference_history
 
     settings = _client_settings(config, bootstrap)
     address = _bootstrap(settings)
@@ -491,8 +490,8 @@ def produce(
 ) -> None:
     """Replay a data set into the events topic, one event per message."""
 
-    from stream_drift.kafka_io import load_events
-    from stream_drift.kafka_io import produce as produce_values
+    from stream_drift.app.kafka_io import load_events
+    from stream_drift.app.kafka_io import produce as produce_values
 
     settings = _client_settings(config, bootstrap)
     try:
@@ -605,8 +604,8 @@ def alerts(
     """
     import json
 
-    from stream_drift.alerts import format_alert_line
-    from stream_drift.kafka_io import follow
+    from stream_drift.app.kafka_io import follow
+    from stream_drift.pipeline.alerts import format_alert_line
 
     acting = exec_command is not None or webhook is not None
     if not acting and (models or statuses or group or min_severity != "warning"):
@@ -616,7 +615,7 @@ def alerts(
     security = _security(settings)
 
     if acting:
-        from stream_drift.trigger import TRIGGER_STATUSES, AlertFilter
+        from stream_drift.tools.trigger import TRIGGER_STATUSES, AlertFilter
 
         options = _TriggerOptions(
             command=exec_command,
@@ -690,7 +689,13 @@ def _act_once(options: _TriggerOptions, alert: dict[str, Any], payload: bytes) -
     Returns ``None`` on success, else what failed."""
     from functools import partial
 
-    from stream_drift.trigger import alert_env, backoff_delays, deliver, post_webhook, run_command
+    from stream_drift.tools.trigger import (
+        alert_env,
+        backoff_delays,
+        deliver,
+        post_webhook,
+        run_command,
+    )
 
     ident = f"alert {alert.get('alert_id', '?')} ({alert.get('status', '?')})"
     actions: list[tuple[str, Callable[[], Attempt]]] = []
@@ -733,8 +738,13 @@ async def _act_on_alerts(
 
     from aiokafka.structs import TopicPartition
 
-    from stream_drift.kafka_io import open_group_consumer
-    from stream_drift.trigger import KILL_GRACE_SECONDS, HandledKeys, alert_key, backoff_delays
+    from stream_drift.app.kafka_io import open_group_consumer
+    from stream_drift.tools.trigger import (
+        KILL_GRACE_SECONDS,
+        HandledKeys,
+        alert_key,
+        backoff_delays,
+    )
 
     one_try = options.exec_timeout + KILL_GRACE_SECONDS + options.webhook_timeout
     busy = one_try * (options.retries + 1) + sum(backoff_delays(options.retries))
@@ -831,7 +841,7 @@ def demo(
     import asyncio
     import json
 
-    from stream_drift.demo import render_summary, run_demo
+    from stream_drift.tools.demo import render_summary, run_demo
 
     echo = (lambda _msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     live = not as_json and sys.stdout.isatty()

@@ -35,7 +35,7 @@ Guarantees
   no ``prediction``, a feature named ``prediction``, an empty name, an unserializable
   value such as a list or an object, a label that is null or NaN) is dropped as
   ``invalid_input`` here, so every record sent decodes with
-  :class:`~stream_drift.events.EventDecoder`.
+  :class:`~stream_drift.pipeline.events.EventDecoder`.
 - **Kafka key**: the ``event_id`` (as a UTF-8 string) when given, else the model name.
   Events and labels of one ``event_id`` therefore land on the same partition number of
   ``drift.events`` and ``drift.labels`` (with equal partition counts), which is what a
@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 import msgspec
 
-from stream_drift.events import PREDICTION_SERIES, parse_timestamp
+from stream_drift.pipeline.events import PREDICTION_SERIES, parse_timestamp
 
 if TYPE_CHECKING:
     import ssl
@@ -521,7 +521,7 @@ class DriftEmitter:
     Construction does not contact the broker (here none listens on the port); records that
     cannot be sent are counted, not raised:
 
-    >>> from stream_drift.embedded import find_free_port
+    >>> from stream_drift.tools.embedded import find_free_port
     >>> emitter = DriftEmitter(f"127.0.0.1:{find_free_port()}", model="fraud", max_block_ms=10)
     >>> emitter.emit(features={"amount": [1, 2]}, prediction=0.9)  # a list is not a value
     False

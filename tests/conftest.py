@@ -16,7 +16,7 @@ import pytest
 # tests/ is on sys.path (pytest's default "prepend" import mode, no __init__.py).
 from kafka_helpers import describe_partitions, produce, read_topic
 
-from stream_drift.embedded import EmbeddedBroker
+from stream_drift.tools.embedded import EmbeddedBroker
 
 __all__ = ["describe_partitions", "produce", "read_topic"]
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_drift.alerts import (
+from stream_drift.pipeline.alerts import (
     DATA_QUALITY_SECTION,
     RUNBOOK_SECTIONS,
     AlertPolicy,

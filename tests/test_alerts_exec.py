@@ -23,7 +23,7 @@ import pytest
 import yaml
 from kafka_helpers import produce
 
-from stream_drift.embedded import EmbeddedBroker, create_topics_sync
+from stream_drift.tools.embedded import EmbeddedBroker, create_topics_sync
 
 pytestmark = pytest.mark.kafka
 

@@ -14,15 +14,15 @@ import pytest
 import stream_drift
 from stream_drift.app.topics import partition_counts, topic_configs
 from stream_drift.config import ConfigError, Settings, load_settings
-from stream_drift.embedded import create_topics, topic_request_configs
-from stream_drift.evaluator import WindowResult
-from stream_drift.reference import ReferenceProfile, build_reference
-from stream_drift.registry import (
+from stream_drift.pipeline.evaluator import WindowResult
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
+from stream_drift.pipeline.registry import (
     PublishedReference,
     ReferenceRegistry,
     reference_history,
     reference_record_key,
 )
+from stream_drift.tools.embedded import create_topics, topic_request_configs
 
 DAY_MS = 86_400_000
 
@@ -99,7 +99,7 @@ def test_references_may_be_deleted_only_never() -> None:
 
 
 def test_prepare_topics_passes_every_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    import stream_drift.embedded as embedded
+    import stream_drift.tools.embedded as embedded
     from stream_drift.app.worker import prepare_topics
 
     calls: list[tuple[str, dict[str, int], dict[str, Any]]] = []
@@ -183,8 +183,8 @@ def test_publish_reference_keys_and_configs(monkeypatch: pytest.MonkeyPatch) -> 
     import aiokafka
     from aiokafka.partitioner import DefaultPartitioner
 
-    import stream_drift.embedded as embedded
-    from stream_drift.kafka_io import (
+    import stream_drift.tools.embedded as embedded
+    from stream_drift.app.kafka_io import (
         REFERENCE_TOPIC_CONFIGS,
         publish_reference,
         reference_partitioner,

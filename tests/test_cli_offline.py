@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from stream_drift.cli import cli
-from stream_drift.reference import ReferenceProfile
+from stream_drift.pipeline.reference import ReferenceProfile
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -12,7 +12,7 @@ import pytest
 from kafka_helpers import describe_partitions
 
 from stream_drift.config import Settings
-from stream_drift.embedded import EmbeddedBroker, find_free_port
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
 
 pytestmark = pytest.mark.kafka
 

@@ -34,8 +34,8 @@ from stream_drift.client import (
     encode_label,
 )
 from stream_drift.config import Settings
-from stream_drift.embedded import find_free_port
-from stream_drift.events import Event, EventDecoder, Label, RawRecord
+from stream_drift.pipeline.events import Event, EventDecoder, Label, RawRecord
+from stream_drift.tools.embedded import find_free_port
 
 DECODER = EventDecoder()
 TS = 1764213000.25

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from stream_drift.embedded import EmbeddedBroker, find_free_port
-from stream_drift.reference import build_reference
+from stream_drift.pipeline.reference import build_reference
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
 
 HINT = "(is the broker running? --bootstrap/kafka.bootstrap_servers"
 

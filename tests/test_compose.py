@@ -33,7 +33,7 @@ from click.testing import CliRunner
 
 from stream_drift.cli import cli
 from stream_drift.config import load_settings
-from stream_drift.reference import ReferenceProfile
+from stream_drift.pipeline.reference import ReferenceProfile
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

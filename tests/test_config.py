@@ -28,7 +28,7 @@ from stream_drift.config import (
     _Loader,
     load_settings,
 )
-from stream_drift.events import DEADLETTER_MIN_BYTES
+from stream_drift.pipeline.events import DEADLETTER_MIN_BYTES
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "stream-drift.yaml"
 
@@ -659,7 +659,7 @@ def test_config_module_does_not_import_faust() -> None:
     import subprocess
     import sys
 
-    source = (Path(__file__).resolve().parents[1] / "stream_drift" / "config.py").read_text()
+    source = (Path(__file__).resolve().parents[1] / "stream_drift" / "config" / "__init__.py").read_text()
     tree = ast.parse(source)
     module_level = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
     names = [a.name for n in module_level if isinstance(n, ast.Import) for a in n.names]

@@ -13,15 +13,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stream_drift.datasets import (
+from stream_drift.pipeline.columns import infer_kind, n_rows
+from stream_drift.pipeline.reference import ReferenceError
+from stream_drift.tools.datasets import (
     DataError,
+    build_reference_from_file,
     detect_format,
     flatten_row,
-    infer_kind,
-    n_rows,
     read_columns,
 )
-from stream_drift.reference import ReferenceError, build_reference_from_file
 
 N = 500
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kafka_helpers import describe_partitions, produce, read_topic
 
-from stream_drift.embedded import (
+from stream_drift.tools.embedded import (
     EmbeddedBroker,
     create_topics,
     create_topics_sync,

@@ -12,17 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_drift.alerts import AlertPolicy
-from stream_drift.evaluator import (
+from stream_drift.pipeline.alerts import AlertPolicy
+from stream_drift.pipeline.evaluator import (
     DecisionPolicy,
     Emitted,
     ModelEvaluator,
     VersionWindow,
     WindowPolicy,
 )
-from stream_drift.partials import Partial, Tick
-from stream_drift.reference import ReferenceProfile, build_reference
-from stream_drift.registry import ReferenceRegistry
+from stream_drift.pipeline.partials import Partial, Tick
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
+from stream_drift.pipeline.registry import ReferenceRegistry
 from stream_drift.stats.evaluate import default_statistics
 from stream_drift.stats.histogram import Histogram
 from stream_drift.stats.psi import PSI

@@ -1,4 +1,4 @@
-"""Tests of stream_drift.events: decoding, validation, dead letters and grouping."""
+"""Tests of stream_drift.pipeline.events: decoding, validation, dead letters and grouping."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from stream_drift.events import (
+from stream_drift.pipeline.events import (
     DEADLETTER_MIN_BYTES,
     PREDICTION_SERIES,
     DecodedBatch,

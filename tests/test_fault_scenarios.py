@@ -13,12 +13,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_drift.alerts import AlertPolicy, AlertTracker
-from stream_drift.evaluator import DecisionPolicy, ModelEvaluator, WindowPolicy
-from stream_drift.events import RawRecord
-from stream_drift.ingest import IngestAccumulator
-from stream_drift.reference import build_reference
-from stream_drift.registry import ReferenceRegistry
+from stream_drift.pipeline.alerts import AlertPolicy, AlertTracker
+from stream_drift.pipeline.evaluator import DecisionPolicy, ModelEvaluator, WindowPolicy
+from stream_drift.pipeline.events import RawRecord
+from stream_drift.pipeline.ingest import IngestAccumulator
+from stream_drift.pipeline.reference import build_reference
+from stream_drift.pipeline.registry import ReferenceRegistry
 from stream_drift.stats.psi import PSI
 from stream_drift.stats.result import DriftResult, Severity
 

@@ -2,7 +2,7 @@
 
 Each test runs its own embedded (Tansu) broker, not the session's, because it pauses
 (SIGSTOP / SIGCONT on that broker's PID) or replaces it. The worker is a real
-``stream-drift worker`` process (:class:`~stream_drift.supervisor.WorkerProcess`).
+``stream-drift worker`` process (:class:`~stream_drift.tools.supervisor.WorkerProcess`).
 
 - **Paused broker.** A paced stream is being ingested when the broker freezes for 10 s; the
   producer and the worker both wait across the pause. Nothing may be lost or counted twice:
@@ -56,8 +56,8 @@ from test_worker_recovery import accepted, recovery_settings, renumber, summary,
 
 from stream_drift.app.tables import STATE_TABLE
 from stream_drift.config import Settings
-from stream_drift.embedded import EmbeddedBroker, find_free_port
-from stream_drift.supervisor import WorkerProcess
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
+from stream_drift.tools.supervisor import WorkerProcess
 
 pytestmark = pytest.mark.kafka
 

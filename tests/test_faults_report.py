@@ -57,9 +57,9 @@ from test_worker_recovery import (
     xfail_on_recovery_hang,
 )
 
-from stream_drift.alerts import AlertPolicy, AlertTracker
-from stream_drift.embedded import EmbeddedBroker
-from stream_drift.report import DriftReport
+from stream_drift.pipeline.alerts import AlertPolicy, AlertTracker
+from stream_drift.tools.embedded import EmbeddedBroker
+from stream_drift.tools.report import DriftReport
 
 pytestmark = pytest.mark.kafka
 

@@ -55,8 +55,8 @@ from test_worker_recovery import (
     xfail_on_recovery_hang,
 )
 
-from stream_drift.embedded import EmbeddedBroker
-from stream_drift.supervisor import WorkerProcess
+from stream_drift.tools.embedded import EmbeddedBroker
+from stream_drift.tools.supervisor import WorkerProcess
 
 pytestmark = pytest.mark.kafka
 

@@ -19,6 +19,7 @@ from typing import Any, cast
 import pytest
 from kafka_helpers import produce
 
+from stream_drift.app.kafka_io import publish_reference
 from stream_drift.app.runtime import LAG_GROWING_SECONDS, Runtime
 from stream_drift.app.web import (
     INGEST_LOOP_STUCK_SECONDS,
@@ -28,10 +29,9 @@ from stream_drift.app.web import (
     readiness_report,
 )
 from stream_drift.config import Settings
-from stream_drift.embedded import EmbeddedBroker, find_free_port
-from stream_drift.kafka_io import publish_reference
-from stream_drift.reference import build_reference
-from stream_drift.supervisor import WorkerProcess
+from stream_drift.pipeline.reference import build_reference
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
+from stream_drift.tools.supervisor import WorkerProcess
 
 NOW = 10_000.0
 

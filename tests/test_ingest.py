@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_drift.events import EventDecoder, RawRecord, RejectReason
-from stream_drift.ingest import IngestAccumulator
-from stream_drift.partials import Partial
-from stream_drift.reference import ReferenceProfile, build_reference
-from stream_drift.registry import ReferenceRegistry, WarmupCollector
+from stream_drift.pipeline.events import EventDecoder, RawRecord, RejectReason
+from stream_drift.pipeline.ingest import IngestAccumulator
+from stream_drift.pipeline.partials import Partial
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
+from stream_drift.pipeline.registry import ReferenceRegistry, WarmupCollector
 from stream_drift.stats.histogram import Histogram
 
 STEP = 60.0

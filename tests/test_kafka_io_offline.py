@@ -10,13 +10,12 @@ import msgspec
 import numpy as np
 import pytest
 
-from stream_drift.datasets import DataError, read_columns
-from stream_drift.events import Event, EventDecoder, RawRecord
-from stream_drift.ingest import IngestAccumulator
-from stream_drift.kafka_io import load_events, rows_as_events
-from stream_drift.reference import build_reference_from_file
-from stream_drift.registry import ReferenceRegistry
+from stream_drift.app.kafka_io import load_events, rows_as_events
+from stream_drift.pipeline.events import Event, EventDecoder, RawRecord
+from stream_drift.pipeline.ingest import IngestAccumulator
+from stream_drift.pipeline.registry import ReferenceRegistry
 from stream_drift.stats.histogram import Histogram
+from stream_drift.tools.datasets import DataError, build_reference_from_file, read_columns
 
 
 def _decode(values: list[bytes]) -> list[Event]:

@@ -44,7 +44,7 @@ from test_worker_recovery import (
     xfail_on_recovery_hang,
 )
 
-from stream_drift.embedded import EmbeddedBroker
+from stream_drift.tools.embedded import EmbeddedBroker
 
 pytestmark = pytest.mark.kafka
 

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream_drift.metrics import DriftMetrics
+from stream_drift.app.metrics import DriftMetrics
 from stream_drift.stats.result import DriftResult, Severity
 
 STAT = ("model", "model_version", "feature", "statistic")

@@ -44,11 +44,11 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from grafana_queries import dashboard_files, panel_queries, render
 
+from stream_drift.app.kafka_io import publish_reference
 from stream_drift.config import Settings
-from stream_drift.embedded import EmbeddedBroker, find_free_port
-from stream_drift.kafka_io import publish_reference
-from stream_drift.reference import build_reference
-from stream_drift.supervisor import WorkerProcess
+from stream_drift.pipeline.reference import build_reference
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
+from stream_drift.tools.supervisor import WorkerProcess
 
 pytestmark = pytest.mark.kafka
 

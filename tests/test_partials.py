@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_drift.partials import Partial, Tick, decode_message
+from stream_drift.pipeline.partials import Partial, Tick, decode_message
 from stream_drift.stats.binning import CategoricalBinning, NumericBinning
 from stream_drift.stats.histogram import Histogram
 

@@ -46,8 +46,8 @@ from test_worker_kafka import (
 )
 
 from stream_drift.config import Settings
-from stream_drift.embedded import EmbeddedBroker
-from stream_drift.supervisor import WorkerProcess
+from stream_drift.tools.embedded import EmbeddedBroker
+from stream_drift.tools.supervisor import WorkerProcess
 
 pytestmark = pytest.mark.kafka
 
@@ -420,7 +420,7 @@ def service(*, deadletter: FakeTopic | None = None, partials: FakeTopic | None =
 
 async def ingest(s: Service, values: Sequence[bytes]) -> dict[TopicPartition, int]:
     """Ingest ``values`` as offsets 0.. of drift.events/0 the way the loop does, then flush."""
-    from stream_drift.events import RawRecord
+    from stream_drift.pipeline.events import RawRecord
 
     records = [RawRecord(v, "drift.events", 0, i, 1_900_000_000_000) for i, v in enumerate(values)]
     await s.svc._handle(s.svc.accumulator.add_records(records))

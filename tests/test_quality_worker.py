@@ -32,9 +32,9 @@ from test_worker_kafka import (
     wait_until,
 )
 
-from stream_drift.alerts import format_timestamp
-from stream_drift.embedded import EmbeddedBroker
-from stream_drift.supervisor import WorkerProcess
+from stream_drift.pipeline.alerts import format_timestamp
+from stream_drift.tools.embedded import EmbeddedBroker
+from stream_drift.tools.supervisor import WorkerProcess
 
 pytestmark = pytest.mark.kafka
 

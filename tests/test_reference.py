@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stream_drift.reference import (
+from stream_drift.pipeline.reference import (
     NEAR_CONSTANT_SHARE,
     ReferenceError,
     ReferenceProfile,

@@ -25,9 +25,9 @@ from stream_drift.app.topics import partition_counts
 from stream_drift.app.worker import prepare_topics
 from stream_drift.cli import cli
 from stream_drift.config import Settings
-from stream_drift.embedded import EmbeddedBroker, find_free_port
-from stream_drift.reference import ReferenceProfile, build_reference
-from stream_drift.registry import ReferenceRegistry
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
+from stream_drift.pipeline.registry import ReferenceRegistry
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
 
 pytestmark = pytest.mark.kafka
 

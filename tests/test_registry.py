@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream_drift.events import Event
-from stream_drift.reference import ReferenceProfile, build_reference
-from stream_drift.registry import ReferenceRegistry, WarmupCollector
+from stream_drift.pipeline.events import Event
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
+from stream_drift.pipeline.registry import ReferenceRegistry, WarmupCollector
 from stream_drift.stats.histogram import Histogram
 
 

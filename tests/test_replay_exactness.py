@@ -19,12 +19,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_drift.evaluator import VersionWindow, WindowPolicy
-from stream_drift.events import RawRecord
-from stream_drift.ingest import IngestAccumulator
-from stream_drift.partials import Partial, decode_message
-from stream_drift.reference import build_reference
-from stream_drift.registry import ReferenceRegistry
+from stream_drift.pipeline.evaluator import VersionWindow, WindowPolicy
+from stream_drift.pipeline.events import RawRecord
+from stream_drift.pipeline.ingest import IngestAccumulator
+from stream_drift.pipeline.partials import Partial, decode_message
+from stream_drift.pipeline.reference import build_reference
+from stream_drift.pipeline.registry import ReferenceRegistry
 from stream_drift.stats.histogram import Histogram
 
 STEP = 60.0

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from stream_drift.reference import ReferenceProfile, build_reference
-from stream_drift.report import DriftReport, build_report, render_html, render_text
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
 from stream_drift.stats.evaluate import evaluate_window
 from stream_drift.stats.psi import PSI
+from stream_drift.tools.report import DriftReport, build_report, render_html, render_text
 
 N = 2000
 COUNTRIES = ["DE", "FR", "US", "GB"]

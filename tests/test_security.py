@@ -93,7 +93,7 @@ def sasl_ssl(pki: dict[str, Path], **extra: Any) -> KafkaSettings:
 
 
 def test_plaintext_is_the_default_and_adds_nothing() -> None:
-    from stream_drift.kafka_io import DEFAULT_CONNECT_TIMEOUT
+    from stream_drift.app.kafka_io import DEFAULT_CONNECT_TIMEOUT
 
     s = load_settings(env={})
     assert s.kafka.connect_timeout_seconds == DEFAULT_CONNECT_TIMEOUT == 10.0
@@ -287,7 +287,7 @@ def test_faust_credentials_do_not_show_the_password(pki: dict[str, Path]) -> Non
 def test_the_supervisor_passes_the_password_in_the_environment_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stream_drift import supervisor
+    from stream_drift.tools import supervisor
 
     seen: dict[str, Any] = {}
 
@@ -300,7 +300,7 @@ def test_the_supervisor_passes_the_password_in_the_environment_only(
         def poll(self) -> int:
             return 0
 
-    monkeypatch.setattr("stream_drift.supervisor.subprocess.Popen", FakePopen)
+    monkeypatch.setattr("stream_drift.tools.supervisor.subprocess.Popen", FakePopen)
     w = supervisor.WorkerProcess(load_settings(env=SASL_ENV), tmp_path).start()
     assert PASSWORD not in w.config_path.read_text()
     assert seen["env"]["STREAM_DRIFT_KAFKA__SASL_PASSWORD"] == PASSWORD
@@ -449,12 +449,12 @@ def test_worker_services_and_client_commands_pass_the_kwargs(
 ) -> None:
     """Stage 1's consumer, the reference reader, and the clients of ``reference publish``,
     ``produce``, ``alerts``, the worker's reachability check and topic creation."""
-    from stream_drift import kafka_io
+    from stream_drift.app import kafka_io
     from stream_drift.app.ingest import IngestService
     from stream_drift.app.references import ReferenceFollower
     from stream_drift.app.runtime import Runtime
-    from stream_drift.embedded import create_topics
-    from stream_drift.reference import build_reference
+    from stream_drift.pipeline.reference import build_reference
+    from stream_drift.tools.embedded import create_topics
 
     s = load_settings(env={**SASL_ENV, "STREAM_DRIFT_WORKER__DATA_DIR": str(tmp_path)})
     expected = s.kafka.client_kwargs()
@@ -519,7 +519,7 @@ CLIENT_FUNCTIONS = {
 }
 # Files allowed to build PLAINTEXT-only clients, and why.
 PLAINTEXT_ONLY = {
-    "stream_drift/demo.py": "the demo runs on the embedded broker (PLAINTEXT only)",
+    "stream_drift/tools/demo.py": "the demo runs on the embedded broker (PLAINTEXT only)",
 }
 # Gaps outside this change's files: remove an entry once the file passes ``security``.
 KNOWN_GAPS: dict[str, str] = {}
@@ -682,5 +682,11 @@ def test_the_unsafe_scan_catches_each_pattern() -> None:
 
 def test_the_package_scan_covers_input_paths() -> None:
     names = {p.relative_to(PACKAGE).as_posix() for p in _sources()}
-    assert {"config.py", "events.py", "reference.py", "datasets.py", "cli.py"} <= names
+    assert {
+        "config/__init__.py",
+        "pipeline/events.py",
+        "pipeline/reference.py",
+        "tools/datasets.py",
+        "cli.py",
+    } <= names
     assert "app/ingest.py" in names

@@ -1,4 +1,4 @@
-"""Unit tests of :mod:`stream_drift.trigger`: filters, environment, retry policy, actions."""
+"""Unit tests of :mod:`stream_drift.tools.trigger`: filters, environment, retry policy, actions."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_drift.trigger import (
+from stream_drift.tools.trigger import (
     ENV_FIELDS,
     AlertFilter,
     Attempt,

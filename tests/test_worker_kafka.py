@@ -1,6 +1,6 @@
 """Integration tests of ``stream-drift worker`` processes against the embedded (Tansu) broker.
 
-Every test drives real worker processes (:class:`~stream_drift.supervisor.WorkerProcess`)
+Every test drives real worker processes (:class:`~stream_drift.tools.supervisor.WorkerProcess`)
 through Kafka topics and checks what a user sees: alerts, evaluations, dead letters and the
 ``/metrics`` endpoint. Event timestamps are chosen by the tests (a fixed base time and a fixed
 rate), so the event-time windows, and hence every figure, are deterministic.
@@ -42,15 +42,15 @@ from aiokafka.structs import RecordMetadata
 from kafka_helpers import read_topic
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream_drift.alerts import format_timestamp
+from stream_drift.app.kafka_io import publish_reference
 from stream_drift.app.tables import STATE_TABLE
 from stream_drift.config import Settings
-from stream_drift.datasets import read_columns
-from stream_drift.embedded import EmbeddedBroker, find_free_port
-from stream_drift.kafka_io import publish_reference
-from stream_drift.reference import ReferenceProfile, build_reference
-from stream_drift.report import DriftReport, build_report
-from stream_drift.supervisor import WorkerProcess
+from stream_drift.pipeline.alerts import format_timestamp
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
+from stream_drift.tools.datasets import read_columns
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
+from stream_drift.tools.report import DriftReport, build_report
+from stream_drift.tools.supervisor import WorkerProcess
 
 pytestmark = pytest.mark.kafka
 

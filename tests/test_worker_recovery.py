@@ -49,8 +49,8 @@ from test_worker_kafka import (
 
 from stream_drift.app.tables import STATE_TABLE
 from stream_drift.config import Settings
-from stream_drift.embedded import EmbeddedBroker, find_free_port
-from stream_drift.supervisor import WorkerError, WorkerProcess
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
+from stream_drift.tools.supervisor import WorkerError, WorkerProcess
 
 pytestmark = pytest.mark.kafka
 

@@ -12,8 +12,8 @@ import msgspec
 
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
-from stream_drift.evaluator import Emitted, ModelEvaluator
-from stream_drift.partials import Partial, Tick, decode_message
+from stream_drift.pipeline.evaluator import Emitted, ModelEvaluator
+from stream_drift.pipeline.partials import Partial, Tick, decode_message
 from stream_drift.stats.result import Severity
 
 log = logging.getLogger(__name__)

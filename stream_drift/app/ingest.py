@@ -1,16 +1,16 @@
 """Stage 1 inside the worker: batched ingest that bypasses Faust's per-event stream.
 
-A Faust agent pays ~77 µs of stream machinery per event (KAFKA-LOCAL.md), so stage 1 owns
-an aiokafka consumer in its own group (``<app_id>-ingest``): it fetches up to
+A Faust agent pays ~77 µs of stream machinery per event (KAFKA-LOCAL.md), so stage 1 owns an
+aiokafka consumer in its own group (``<app_id>-ingest``): it fetches up to
 ``consumer_max_records`` records at once, decodes, validates and bins them with
-:class:`~stream_drift.ingest.IngestAccumulator`, and every ``flush_interval_seconds`` sends the
-partial histograms to ``drift.partials`` and the rejected records to ``drift.deadletter``
-through the app's producer. Offsets are committed only once those sends were acknowledged,
-so a crash replays at most one flush interval (at-least-once; stage 2 skips replayed
-partials it already applied). A record that cannot be sent because of itself (too large) is
-retried, then skipped and counted, so that it never stops a partition; a broker that cannot
-be reached holds the offsets back instead (see :meth:`IngestService.flush`).
-"""
+:class:`~stream_drift.pipeline.ingest.IngestAccumulator`, and every
+``flush_interval_seconds`` sends the partial histograms to ``drift.partials`` and the
+rejected records to ``drift.deadletter`` through the app's producer. Offsets are committed
+only once those sends were acknowledged, so a crash replays at most one flush interval
+(at-least-once; stage 2 skips replayed partials it already applied). A record that cannot be
+sent because of itself (too large) is retried, then skipped and counted, so that it never
+stops a partition; a broker that cannot be reached holds the offsets back instead (see
+:meth:`IngestService.flush`)."""
 
 from __future__ import annotations
 
@@ -37,9 +37,14 @@ from faust.exceptions import FaustError
 
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
-from stream_drift.events import DEADLETTER_MIN_BYTES, RawRecord, Rejection, deadletter_payload
-from stream_drift.ingest import BatchOutcome, IngestAccumulator
-from stream_drift.registry import reference_record_key
+from stream_drift.pipeline.events import (
+    DEADLETTER_MIN_BYTES,
+    RawRecord,
+    Rejection,
+    deadletter_payload,
+)
+from stream_drift.pipeline.ingest import BatchOutcome, IngestAccumulator
+from stream_drift.pipeline.registry import reference_record_key
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +290,7 @@ class IngestService(mode.Service):
         No send error escapes: a record the producer refuses keeps its error and
         :meth:`flush` decides what to do with it. A dead letter fits
         ``ingest.deadletter_max_bytes`` whatever the record's size (its copy of the record
-        is cut, see :func:`~stream_drift.events.deadletter_payload`).
+        is cut, see :func:`~stream_drift.pipeline.events.deadletter_payload`).
         """
         metrics = self.runtime.metrics
         for model, n in outcome.accepted.items():

@@ -1,6 +1,6 @@
 """Every worker follows ``drift.references`` from the beginning: the latest record per
 model/version wins (records are keyed ``model/version/reference-id``; see
-:func:`stream_drift.kafka_io.publish_reference`)."""
+:func:`stream_drift.app.kafka_io.publish_reference`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import mode
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from stream_drift.app.kafka_io import partitions_of
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
-from stream_drift.kafka_io import partitions_of
-from stream_drift.reference import ReferenceError, ReferenceProfile
+from stream_drift.pipeline.reference import ReferenceError, ReferenceProfile
 
 log = logging.getLogger(__name__)
 

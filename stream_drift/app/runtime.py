@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from stream_drift.alerts import AlertPolicy
+from stream_drift.app.metrics import DriftMetrics
 from stream_drift.config import Settings
-from stream_drift.evaluator import DecisionPolicy, WindowPolicy
-from stream_drift.events import EventDecoder
-from stream_drift.metrics import DriftMetrics
-from stream_drift.reference import ReferenceProfile
-from stream_drift.registry import ReferenceRegistry, WarmupCollector
+from stream_drift.pipeline.alerts import AlertPolicy
+from stream_drift.pipeline.evaluator import DecisionPolicy, WindowPolicy
+from stream_drift.pipeline.events import EventDecoder
+from stream_drift.pipeline.reference import ReferenceProfile
+from stream_drift.pipeline.registry import ReferenceRegistry, WarmupCollector
 from stream_drift.stats.base import Statistic
 from stream_drift.stats.evaluate import STATISTICS
 from stream_drift.stats.quality import MismatchRate, MissingRate

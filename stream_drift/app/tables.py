@@ -12,7 +12,7 @@ STATE_TABLE = "model-state"
 
 
 def define(app: faust.App, settings: Settings) -> Any:
-    """The table of :class:`~stream_drift.evaluator.ModelEvaluator` snapshots by model.
+    """The table of :class:`~stream_drift.pipeline.evaluator.ModelEvaluator` snapshots by model.
 
     Co-partitioned with ``drift.partials`` (same key, same partition count), so the worker
     that owns a model's partials partition owns its state.

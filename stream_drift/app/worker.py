@@ -15,7 +15,7 @@ def prepare_topics(settings: Settings) -> None:
     topic is left as it is. Tansu would otherwise auto-create them with one partition on first
     use (KAFKA-LOCAL.md §6)."""
     from stream_drift.app.topics import partition_counts, topic_configs
-    from stream_drift.embedded import create_topics_sync
+    from stream_drift.tools.embedded import create_topics_sync
 
     create_topics_sync(
         ",".join(settings.kafka.servers),

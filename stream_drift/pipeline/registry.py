@@ -6,8 +6,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from stream_drift.events import Event, group_values, is_prediction_series
-from stream_drift.reference import ReferenceProfile, build_reference
+from stream_drift.pipeline.events import Event, group_values, is_prediction_series
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
 
 
 def reference_record_key(profile: ReferenceProfile) -> str:

@@ -23,9 +23,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from stream_drift.alerts import format_timestamp
 from stream_drift.config import Settings
-from stream_drift.reference import ReferenceProfile, build_reference
+from stream_drift.pipeline.alerts import format_timestamp
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
 
 Generator = Callable[[np.random.Generator, int, bool], dict[str, Any]]
 
@@ -215,7 +215,7 @@ def _py(v: Any) -> Any:
 
 
 async def _follow(bootstrap: str, topic: str, handle: Callable[[dict[str, Any]], None]) -> None:
-    from stream_drift.kafka_io import follow
+    from stream_drift.app.kafka_io import follow
 
     async for record in follow(bootstrap, topic, from_beginning=True):
         with contextlib.suppress(ValueError):
@@ -269,10 +269,10 @@ async def run_demo(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the demo; return the summary (see the module docstring)."""
+    from stream_drift.app.kafka_io import publish_reference
     from stream_drift.app.worker import prepare_topics
-    from stream_drift.embedded import EmbeddedBroker, find_free_port
-    from stream_drift.kafka_io import publish_reference
-    from stream_drift.supervisor import WorkerProcess
+    from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
+    from stream_drift.tools.supervisor import WorkerProcess
 
     broker = None
     workdir = Path(tempfile.mkdtemp(prefix="stream-drift-demo-"))

@@ -9,18 +9,15 @@ prediction and ``prediction.NAME`` for named outputs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
-import numpy.typing as npt
 
-from stream_drift.stats.binning import Kind
-
-Column = npt.NDArray[np.float64] | list[Any]
-"""Numeric columns are float arrays (NaN for missing); others are lists (None for missing)."""
+from stream_drift.pipeline.columns import Column, infer_kind, n_rows
+from stream_drift.pipeline.reference import ReferenceError, ReferenceProfile, build_reference
 
 FORMATS = ("csv", "parquet", "jsonl")
 
@@ -173,32 +170,21 @@ def read_columns(path: str | Path) -> dict[str, Column]:
     return _read_jsonl(p) if fmt == "jsonl" else _read_arrow(p, fmt)
 
 
-def n_rows(columns: Mapping[str, Column]) -> int:
-    """Rows of a data set read by :func:`read_columns`: its longest column's length.
+def build_reference_from_file(path: str | Path, **kwargs: Any) -> ReferenceProfile:
+    """:func:`build_reference` on a CSV, Parquet or JSON-lines file.
 
-    Examples
-    --------
-    >>> n_rows({"a": np.zeros(3), "b": ["x", None, "y"]}), n_rows({"a": []}), n_rows({})
-    (3, 0, 0)
+    Raises
+    ------
+    DataError
+        When the file cannot be read.
+    ReferenceError
+        When it holds no rows (an empty file, a CSV header only, an empty Parquet table), or
+        as :func:`build_reference` does.
     """
-    return max((len(column) for column in columns.values()), default=0)
-
-
-def infer_kind(values: Iterable[Any]) -> Kind:
-    """``numeric`` when every present value is a number (bools excluded), else ``categorical``.
-
-    Examples
-    --------
-    >>> infer_kind([1, 2.5, None]), infer_kind(["a", 1]), infer_kind([True, False])
-    ('numeric', 'categorical', 'categorical')
-    """
-    if isinstance(values, np.ndarray):
-        return "numeric" if values.dtype.kind in "fiu" else "categorical"
-    seen = False
-    for v in values:
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return "categorical"
-        seen = True
-    return "numeric" if seen else "categorical"
+    columns = read_columns(path)
+    if n_rows(columns) == 0:
+        raise ReferenceError(
+            f"{path}: no rows (the file is empty, or holds only a header or schema): "
+            "a reference needs at least one row"
+        )
+    return build_reference(columns, source=Path(path).name, **kwargs)

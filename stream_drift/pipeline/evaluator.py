@@ -22,10 +22,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream_drift.alerts import AlertPolicy, AlertTracker, format_timestamp
-from stream_drift.partials import Partial, Tick
-from stream_drift.reference import ReferenceProfile
-from stream_drift.registry import ReferenceRegistry
+from stream_drift.pipeline.alerts import AlertPolicy, AlertTracker, format_timestamp
+from stream_drift.pipeline.partials import Partial, Tick
+from stream_drift.pipeline.reference import ReferenceProfile
+from stream_drift.pipeline.registry import ReferenceRegistry
 from stream_drift.stats.base import Statistic
 from stream_drift.stats.evaluate import FeatureEvaluation, evaluate_window
 from stream_drift.stats.histogram import Histogram

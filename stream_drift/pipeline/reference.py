@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from stream_drift.datasets import Column, infer_kind, n_rows, read_columns
-from stream_drift.events import is_prediction_series
+from stream_drift.pipeline.columns import Column, infer_kind, n_rows
+from stream_drift.pipeline.events import is_prediction_series
 from stream_drift.stats.binning import (
     CategoricalBinning,
     Kind,
@@ -385,23 +385,3 @@ def build_reference(
     if not series:
         raise ReferenceError("no column left to profile")
     return ReferenceProfile(model, model_version, series, source=source)
-
-
-def build_reference_from_file(path: str | Path, **kwargs: Any) -> ReferenceProfile:
-    """:func:`build_reference` on a CSV, Parquet or JSON-lines file.
-
-    Raises
-    ------
-    DataError
-        When the file cannot be read.
-    ReferenceError
-        When it holds no rows (an empty file, a CSV header only, an empty Parquet table), or
-        as :func:`build_reference` does.
-    """
-    columns = read_columns(path)
-    if n_rows(columns) == 0:
-        raise ReferenceError(
-            f"{path}: no rows (the file is empty, or holds only a header or schema): "
-            "a reference needs at least one row"
-        )
-    return build_reference(columns, source=Path(path).name, **kwargs)

@@ -59,8 +59,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from stream_drift.alerts import check_runbook_base_url
-from stream_drift.events import DEADLETTER_MIN_BYTES
+from stream_drift.pipeline.alerts import check_runbook_base_url
+from stream_drift.pipeline.events import DEADLETTER_MIN_BYTES
 
 __all__ = [
     "ENV_PREFIX",

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from stream_drift.datasets import Column, n_rows
-from stream_drift.reference import ReferenceProfile
+from stream_drift.pipeline.columns import Column, n_rows
+from stream_drift.pipeline.reference import ReferenceProfile
 from stream_drift.stats.base import Statistic
 from stream_drift.stats.evaluate import FeatureEvaluation, default_statistics, evaluate_window
 from stream_drift.stats.histogram import Histogram
@@ -156,7 +156,7 @@ def build_report(
     Examples
     --------
     >>> import numpy as np
-    >>> from stream_drift.reference import build_reference
+    >>> from stream_drift.pipeline.reference import build_reference
     >>> rng = np.random.default_rng(0)
     >>> ref = build_reference({"x": rng.normal(size=5000), "y": rng.normal(size=5000)}, model="m")
     >>> rep = build_report(ref, {"x": rng.normal(0.5, size=2000), "y": rng.normal(size=2000)})

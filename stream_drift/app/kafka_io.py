@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from stream_drift.datasets import detect_format, is_event, read_columns
-from stream_drift.events import PREDICTION_SERIES, is_prediction_series
-from stream_drift.reference import ReferenceProfile
+from stream_drift.pipeline.events import PREDICTION_SERIES, is_prediction_series
+from stream_drift.pipeline.reference import ReferenceProfile
+from stream_drift.tools.datasets import detect_format, is_event, read_columns
 
 if TYPE_CHECKING:
-    from stream_drift.registry import PublishedReference
+    from stream_drift.pipeline.registry import PublishedReference
 
 _encode = msgspec.json.Encoder().encode
 
@@ -188,8 +188,8 @@ async def publish_reference(
     """
     from aiokafka import AIOKafkaProducer
 
-    from stream_drift.embedded import create_topics
-    from stream_drift.registry import reference_record_key
+    from stream_drift.pipeline.registry import reference_record_key
+    from stream_drift.tools.embedded import create_topics
 
     configs = dict(REFERENCE_TOPIC_CONFIGS if topic_configs is None else topic_configs)
     producer = AIOKafkaProducer(
@@ -281,9 +281,9 @@ async def read_reference_history(
 
     Returns
     -------
-    list[stream_drift.registry.PublishedReference]
-        As :func:`stream_drift.registry.reference_history` orders and marks them; empty when
-        the topic does not exist.
+    list[stream_drift.pipeline.registry.PublishedReference]
+        As :func:`stream_drift.pipeline.registry.reference_history` orders and marks them;
+        empty when the topic does not exist.
 
     Raises
     ------
@@ -295,9 +295,9 @@ async def read_reference_history(
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
 
-    from stream_drift.reference import ReferenceError
-    from stream_drift.registry import PublishedReference as Published
-    from stream_drift.registry import reference_history
+    from stream_drift.pipeline.reference import ReferenceError
+    from stream_drift.pipeline.registry import PublishedReference as Published
+    from stream_drift.pipeline.registry import reference_history
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,

@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from stream_drift.alerts import format_timestamp
-from stream_drift.events import (
+from stream_drift.pipeline.alerts import format_timestamp
+from stream_drift.pipeline.events import (
     Event,
     EventDecoder,
     RawRecord,
@@ -23,9 +23,9 @@ from stream_drift.events import (
     group_values,
     is_prediction_series,
 )
-from stream_drift.partials import Partial
-from stream_drift.reference import ReferenceProfile
-from stream_drift.registry import ReferenceRegistry, WarmupCollector
+from stream_drift.pipeline.partials import Partial
+from stream_drift.pipeline.reference import ReferenceProfile
+from stream_drift.pipeline.registry import ReferenceRegistry, WarmupCollector
 from stream_drift.stats.histogram import Histogram
 
 
@@ -101,7 +101,7 @@ class IngestAccumulator:
     Examples
     --------
     >>> import numpy as np
-    >>> from stream_drift.reference import build_reference
+    >>> from stream_drift.pipeline.reference import build_reference
     >>> reg = ReferenceRegistry()
     >>> _ = reg.add(build_reference({"x": np.arange(100.0)}, model="m"))
     >>> acc = IngestAccumulator(reg, step_seconds=60)

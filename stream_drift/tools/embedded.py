@@ -13,7 +13,7 @@ see ``KAFKA-LOCAL.md``. Create topics explicitly with :func:`create_topics`.
 
 Examples
 --------
->>> from stream_drift.embedded import EmbeddedBroker, create_topics_sync
+>>> from stream_drift.tools.embedded import EmbeddedBroker, create_topics_sync
 >>> with EmbeddedBroker() as broker:  # doctest: +SKIP
 ...     create_topics_sync(broker.bootstrap_servers, {"drift.events": 4})
 ...     print(broker.bootstrap_servers)

@@ -1,0 +1,1 @@
+"""Kafka-free core: decode, ingest, partials, windows, evaluation, alerts, references."""
