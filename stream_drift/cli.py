@@ -1,26 +1,21 @@
-"""The ``stream-drift`` command line."""
+"""The ``stream-drift`` command line.
+
+Thin: it parses the options and, inside each command, imports the module that does the work
+(so that ``--help`` loads none of numpy, scipy, aiokafka, Faust ...).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from stream_drift.config import ConfigError, Settings, load_settings
-from stream_drift.pipeline.reference import (
-    DEFAULT_EXCLUDED,
-    ReferenceError,
-    ReferenceProfile,
-)
-from stream_drift.tools.datasets import DataError, build_reference_from_file, read_columns
-
 if TYPE_CHECKING:
-    from stream_drift.tools.trigger import AlertFilter, Attempt
+    from stream_drift.config import Settings
 
 
 def _width() -> int | None:
@@ -31,6 +26,25 @@ def _width() -> int | None:
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
+
+
+class _LazyHelpOption(click.Option):
+    """An option whose help is written when shown: its default lives in a module too heavy to
+    import for every ``--help``."""
+
+    def __init__(self, *args: Any, help_text: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._help_text = help_text
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = self._help_text()
+        return super().get_help_record(ctx)
+
+
+def _exclude_help() -> str:
+    from stream_drift.pipeline.reference import DEFAULT_EXCLUDED
+
+    return f"Column to leave out (default: {', '.join(DEFAULT_EXCLUDED)})."
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,11 +75,7 @@ def reference() -> None:
 )
 @click.option("--categorical", multiple=True, help="Force a column to be categorical.")
 @click.option("--numeric", multiple=True, help="Force a column to be numeric.")
-@click.option(
-    "--exclude",
-    multiple=True,
-    help=f"Column to leave out (default: {', '.join(DEFAULT_EXCLUDED)}).",
-)
+@click.option("--exclude", multiple=True, cls=_LazyHelpOption, help_text=_exclude_help)
 @click.option("--fine-bins", default=100, show_default=True, help="Quantile bins for KS.")
 @click.option("--psi-bins", default=10, show_default=True, help="Coarse bins for PSI/KL/JS.")
 @click.option("--top-categories", default=50, show_default=True, help="Vocabulary size.")
@@ -88,6 +98,9 @@ def reference_build(
     An empty training set is refused (exit 2); a constant, near-constant, empty or thin series
     is profiled with a warning, on stderr and in the profile.
     """
+    from stream_drift.pipeline.reference import DEFAULT_EXCLUDED, ReferenceError
+    from stream_drift.tools.datasets import DataError, build_reference_from_file
+
     try:
         profile = build_reference_from_file(
             source,
@@ -122,48 +135,18 @@ def reference_build(
 def reference_show(path: Path) -> None:
     """Describe a reference profile, and its series' warnings."""
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+
+    from stream_drift.pipeline.reference import ReferenceError, ReferenceProfile
+    from stream_drift.tools.show import render_profile
 
     try:
         profile = ReferenceProfile.load(path)
     except ReferenceError as exc:
         _fail(str(exc))
         return
-    table = Table(
-        title=f"{profile.model} v{profile.model_version or '-'}  {profile.id}  "
-        f"(from {profile.source or '?'}, {profile.created_at})",
-        title_justify="left",
-    )
-    for col in ("series", "role", "kind", "n", "missing", "bins (fine/coarse)", "summary"):
-        table.add_column(col)
-    for name, s in profile.series.items():
-        b = s.binning
-        if s.kind == "numeric":
-            edges = b.to_dict()["coarse_edges"]
-            labels = b.coarse_labels()
-            summary = (
-                " ".join(labels)
-                if len(labels) <= 3
-                else f"deciles {edges[0]:.4g} … {edges[-1]:.4g}"
-            )
-        else:
-            cats = list(b.to_dict()["categories"])
-            summary = ", ".join(cats[:5]) + (" …" if len(cats) > 5 else "")
-        table.add_row(
-            name,
-            s.role,
-            s.kind,
-            f"{s.histogram.n:,}",
-            f"{s.histogram.missing_ratio:.1%}",
-            f"{b.n_bins}/{b.n_coarse}",
-            summary,
-        )
     console = Console(width=_width())
-    console.print(table)
-    for name, ws in profile.warnings.items():
-        for w in ws:
-            console.print(Text(f"warning: {name}: {w}", style="yellow"))
+    for renderable in render_profile(profile):
+        console.print(renderable)
 
 
 @cli.command("report")
@@ -200,6 +183,8 @@ def report(
     A current data set with no rows, or too few values in every series, is reported as
     "Nothing judged" with the reason, never as "no drift".
     """
+    from stream_drift.pipeline.reference import ReferenceError, ReferenceProfile
+    from stream_drift.tools.datasets import DataError, read_columns
     from stream_drift.tools.report import (
         EXIT_DRIFT,
         EXIT_NOTHING_JUDGED,
@@ -237,6 +222,8 @@ def report(
 
 
 def _settings(config: Path | None) -> Settings:
+    from stream_drift.config import ConfigError, load_settings
+
     try:
         return load_settings(config)
     except ConfigError as exc:
@@ -296,6 +283,8 @@ def _bootstrap(settings: Settings) -> str:
 
 def _security(settings: Settings) -> dict[str, Any]:
     """The TLS/SASL kwargs of every client; a TLS file that does not load is one error line."""
+    from stream_drift.config import ConfigError
+
     try:
         return settings.kafka.client_kwargs()
     except ConfigError as exc:
@@ -304,25 +293,17 @@ def _security(settings: Settings) -> dict[str, Any]:
 
 
 _T = TypeVar("_T")
-_UNREACHABLE_HINT = "is the broker running? --bootstrap/kafka.bootstrap_servers"
 
 
 def _run_kafka(main: Coroutine[Any, Any, _T], bootstrap: str) -> _T:
     """Run a client command's coroutine; an unreachable broker or any Kafka error ends the
     command with one line on stderr and exit status 2, never a traceback."""
-    import asyncio
-
-    from aiokafka.errors import KafkaError
-
-    from stream_drift.app.kafka_io import BrokerUnreachableError
+    from stream_drift.app.kafka_io import ClientCommandError, run_client
 
     try:
-        return asyncio.run(main)
-    except BrokerUnreachableError as exc:
-        why = f"; last error: {exc.reason}" if exc.reason else ""
-        _fail(f"{exc} ({_UNREACHABLE_HINT}{why})")
-    except KafkaError as exc:
-        _fail(f"Kafka at {bootstrap}: {exc}")
+        return run_client(main, bootstrap)
+    except ClientCommandError as exc:
+        _fail(str(exc))
     raise AssertionError("unreachable")
 
 
@@ -338,6 +319,8 @@ _bootstrap_option = click.option(
 
 
 def _client_settings(config: Path | None, bootstrap: str | None) -> Settings:
+    from stream_drift.config import ConfigError
+
     settings = _settings(config)
     if bootstrap:
         try:
@@ -353,8 +336,8 @@ def _client_settings(config: Path | None, bootstrap: str | None) -> Settings:
 @_bootstrap_option
 def reference_publish(path: Path, config: Path | None, bootstrap: str | None) -> None:
     """Publish a reference profile to the references topic (latest per model/version wins)."""
-
     from stream_drift.app.kafka_io import publish_reference
+    from stream_drift.pipeline.reference import ReferenceError, ReferenceProfile
 
     settings = _client_settings(config, bootstrap)
     try:
@@ -443,18 +426,16 @@ def topics_create(config: Path | None, bootstrap: str | None) -> None:
     What a worker does at start-up unless ``topics.create: false``: run it once from a
     deployment's init step, or where workers have no permission to create topics.
     """
-    from aiokafka.errors import KafkaError
-
-    from stream_drift.app.topics import partition_counts
-    from stream_drift.app.worker import prepare_topics
+    from stream_drift.app.kafka_io import ClientCommandError
+    from stream_drift.app.worker import create_topics_once
 
     settings = _client_settings(config, bootstrap)
     _check_broker(settings)
     try:
-        prepare_topics(settings)
-    except (KafkaError, OSError, TimeoutError) as exc:
-        _fail(f"Kafka at {_bootstrap(settings)}: cannot create the topics: {exc}")
-    counts = partition_counts(settings)
+        counts = create_topics_once(settings)
+    except ClientCommandError as exc:
+        _fail(str(exc))
+        return
     click.echo(
         "Topics ready: "
         + ", ".join(f"{name} ({n} partition{'s' * (n != 1)})" for name, n in sorted(counts.items()))
@@ -489,9 +470,9 @@ def produce(
     bootstrap: str | None,
 ) -> None:
     """Replay a data set into the events topic, one event per message."""
-
-    from stream_drift.app.kafka_io import load_events
     from stream_drift.app.kafka_io import produce as produce_values
+    from stream_drift.tools.datasets import DataError
+    from stream_drift.tools.produce import load_events
 
     settings = _client_settings(config, bootstrap)
     try:
@@ -602,11 +583,6 @@ def alerts(
     an action still fails after its retries the offset is not committed and the command exits
     with status 1 (the next start tries that alert again).
     """
-    import json
-
-    from stream_drift.app.kafka_io import follow
-    from stream_drift.pipeline.alerts import format_alert_line
-
     acting = exec_command is not None or webhook is not None
     if not acting and (models or statuses or group or min_severity != "warning"):
         _fail("--severity, --model, --on and --group select alerts for --exec/--webhook")
@@ -614,10 +590,12 @@ def alerts(
     address = _bootstrap(settings)
     security = _security(settings)
 
+    from stream_drift.tools import watch
+
     if acting:
         from stream_drift.tools.trigger import TRIGGER_STATUSES, AlertFilter
 
-        options = _TriggerOptions(
+        options = watch.TriggerOptions(
             command=exec_command,
             webhook=webhook,
             exec_timeout=exec_timeout,
@@ -632,7 +610,7 @@ def alerts(
         code = 0
         with contextlib.suppress(KeyboardInterrupt):
             code = _run_kafka(
-                _act_on_alerts(
+                watch.act_on_alerts(
                     settings,
                     address,
                     security,
@@ -645,177 +623,19 @@ def alerts(
             )
         sys.exit(code)
 
-    async def run() -> None:
-        async for record in follow(
-            address,
-            settings.topics.alerts,
-            from_beginning=from_beginning,
-            idle_timeout=idle_exit,
-            security=security,
-            connect_timeout=settings.kafka.connect_timeout_seconds,
-        ):
-            text = record.value.decode("utf-8", "replace")
-            if as_json:
-                click.echo(text)
-                continue
-            try:
-                click.echo(format_alert_line(json.loads(text)))
-            except ValueError:
-                click.echo(f"(unreadable alert) {text}")
-
     with contextlib.suppress(KeyboardInterrupt):
-        _run_kafka(run(), address)
-
-
-@dataclass(frozen=True)
-class _TriggerOptions:
-    """What ``alerts --exec/--webhook`` does with a triggering alert."""
-
-    command: str | None
-    webhook: str | None
-    exec_timeout: float
-    webhook_timeout: float
-    retries: int
-    selection: AlertFilter
-
-
-def _log(message: str, prefix: str = "") -> None:
-    click.echo(f"alerts: {prefix}{message}", err=True)
-
-
-def _act_once(options: _TriggerOptions, alert: dict[str, Any], payload: bytes) -> str | None:
-    """Run each action of ``options`` for one alert, with retries (blocking: in a thread).
-
-    Returns ``None`` on success, else what failed."""
-    from functools import partial
-
-    from stream_drift.tools.trigger import (
-        alert_env,
-        backoff_delays,
-        deliver,
-        post_webhook,
-        run_command,
-    )
-
-    ident = f"alert {alert.get('alert_id', '?')} ({alert.get('status', '?')})"
-    actions: list[tuple[str, Callable[[], Attempt]]] = []
-    if options.command is not None:
-        command, env = options.command, alert_env(alert)
-        actions.append(
-            ("command", lambda: run_command(command, payload, env, options.exec_timeout))
+        _run_kafka(
+            watch.print_alerts(
+                address,
+                settings.topics.alerts,
+                as_json=as_json,
+                from_beginning=from_beginning,
+                idle_exit=idle_exit,
+                security=security,
+                connect_timeout=settings.kafka.connect_timeout_seconds,
+            ),
+            address,
         )
-    if options.webhook is not None:
-        url = options.webhook
-        actions.append(("webhook", lambda: post_webhook(url, payload, options.webhook_timeout)))
-    for name, action in actions:
-        result, tries = deliver(
-            action, backoff_delays(options.retries), log=partial(_log, prefix=f"{ident}: {name} ")
-        )
-        if not result.ok:
-            return f"{name} failed {tries} time(s), last: {result.detail}"
-        _log(f"{ident}: {name} succeeded ({result.detail}, attempt {tries})")
-    return None
-
-
-async def _act_on_alerts(
-    settings: Settings,
-    address: str,
-    security: dict[str, Any],
-    options: _TriggerOptions,
-    *,
-    group: str,
-    from_beginning: bool,
-    idle_exit: float | None,
-) -> int:
-    """Follow the alerts topic in consumer group ``group`` and act on each triggering alert.
-
-    One record at a time: its offset is committed after the actions succeeded (or the record
-    was skipped: filtered out, unreadable, already handled). Returns the exit status: 0 at
-    ``idle_exit``, 1 when an action failed after its retries (offset not committed)."""
-    import asyncio
-    import json
-    import time
-
-    from aiokafka.structs import TopicPartition
-
-    from stream_drift.app.kafka_io import open_group_consumer
-    from stream_drift.tools.trigger import (
-        KILL_GRACE_SECONDS,
-        HandledKeys,
-        alert_key,
-        backoff_delays,
-    )
-
-    one_try = options.exec_timeout + KILL_GRACE_SECONDS + options.webhook_timeout
-    busy = one_try * (options.retries + 1) + sum(backoff_delays(options.retries))
-    consumer = await open_group_consumer(
-        address,
-        settings.topics.alerts,
-        group,
-        from_beginning=from_beginning,
-        session_timeout=settings.kafka.session_timeout_seconds,
-        heartbeat_interval=settings.kafka.heartbeat_interval_seconds,
-        rebalance_timeout=settings.kafka.rebalance_timeout_seconds,
-        max_poll_interval=busy + 60,
-        security=security,
-        connect_timeout=settings.kafka.connect_timeout_seconds,
-    )
-    handled = HandledKeys()
-    floors: dict[TopicPartition, int | None] = {}
-    _log(f"following {settings.topics.alerts} in group {group}")
-    # Joining the group may wait for a departed member's session to expire: idle time counts
-    # from the assignment, or after this grace.
-    join_grace = settings.kafka.session_timeout_seconds + settings.kafka.rebalance_timeout_seconds
-    try:
-        started = last = time.monotonic()
-        while True:
-            batch = await consumer.getmany(timeout_ms=200, max_records=1)
-            if not batch:
-                now = time.monotonic()
-                if not consumer.assignment() and now - started < join_grace:
-                    last = now
-                elif idle_exit is not None and now - last > idle_exit:
-                    return 0
-                continue
-            for tp, records in batch.items():
-                for record in records:
-                    where = f"{tp.topic}[{tp.partition}]@{record.offset}"
-                    if tp not in floors:
-                        floors[tp] = await consumer.committed(tp)
-                    floor = floors[tp]
-                    if floor is not None and record.offset < floor:
-                        _log(f"{where}: below the committed offset {floor} (a replay), skipped")
-                        continue
-                    try:
-                        alert = json.loads(record.value)
-                        if not isinstance(alert, dict):
-                            raise ValueError("not a JSON object")
-                    except (ValueError, TypeError) as exc:
-                        _log(f"{where}: unreadable alert skipped ({exc}): {record.value!r:.200}")
-                        await consumer.commit({tp: record.offset + 1})
-                        continue
-                    key = alert_key(alert)
-                    skip = options.selection.reason_to_skip(alert)
-                    if key in handled:
-                        skip = "already handled"
-                    if skip is None:
-                        failure = await asyncio.to_thread(
-                            _act_once, options, alert, bytes(record.value)
-                        )
-                        if failure is not None:
-                            _log(
-                                f"ERROR {where} alert {key[0]} ({key[1]}): {failure}; "
-                                "offset NOT committed, exiting with status 1 "
-                                "(the next start tries this alert again)"
-                            )
-                            return 1
-                        handled.add(key)
-                    else:
-                        _log(f"{where}: alert {key[0]} ({key[1]}) not acted on: {skip}")
-                    await consumer.commit({tp: record.offset + 1})
-            last = time.monotonic()
-    finally:
-        await consumer.stop()
 
 
 @cli.command("demo")

@@ -35,7 +35,7 @@ Guarantees
   no ``prediction``, a feature named ``prediction``, an empty name, an unserializable
   value such as a list or an object, a label that is null or NaN) is dropped as
   ``invalid_input`` here, so every record sent decodes with
-  :class:`~stream_drift.pipeline.events.EventDecoder`.
+  :class:`~stream_drift.pipeline.decode.EventDecoder`.
 - **Kafka key**: the ``event_id`` (as a UTF-8 string) when given, else the model name.
   Events and labels of one ``event_id`` therefore land on the same partition number of
   ``drift.events`` and ``drift.labels`` (with equal partition counts), which is what a
@@ -69,7 +69,8 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 import msgspec
 
-from stream_drift.pipeline.events import PREDICTION_SERIES, parse_timestamp
+from stream_drift.pipeline.events import PREDICTION_SERIES
+from stream_drift.pipeline.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     import ssl

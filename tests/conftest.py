@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 # tests/ is on sys.path (pytest's default "prepend" import mode, no __init__.py).
-from kafka_helpers import describe_partitions, produce, read_topic
+from kafka_helpers import describe_partitions, produce, read_topic, running
 
 from stream_drift.tools.embedded import EmbeddedBroker
 
@@ -25,15 +25,8 @@ __all__ = ["describe_partitions", "produce", "read_topic"]
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     """A started :class:`EmbeddedBroker` shared by the session; its log is in the tmp dir."""
     log_path = tmp_path_factory.mktemp("kafka") / "tansu.log"
-    broker = EmbeddedBroker(log_path=log_path)
-    try:
-        broker.start()
-    except RuntimeError as exc:
-        pytest.fail(f"embedded broker did not start: {exc}")
-    try:
+    with running(EmbeddedBroker(log_path=log_path)) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
@@ -28,8 +30,30 @@ __all__ = [
     "describe_partitions",
     "produce",
     "read_topic",
+    "running",
     "to_bytes",
 ]
+
+
+class _Broker(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+_B = TypeVar("_B", bound=_Broker)
+
+
+@contextmanager
+def running(broker: _B) -> Iterator[_B]:
+    """Start ``broker`` (the test fails, not errors, if it cannot) and stop it on exit."""
+    try:
+        broker.start()
+    except RuntimeError as exc:
+        pytest.fail(f"embedded broker did not start: {exc}")
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 def to_bytes(value: Any) -> bytes | None:

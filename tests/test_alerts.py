@@ -9,18 +9,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream_drift.pipeline.alert_record import Alert, AlertWindow, TopBin, decode_alert
+from stream_drift.pipeline.alert_text import format_alert_line, format_timestamp
 from stream_drift.pipeline.alerts import (
     DATA_QUALITY_SECTION,
     RUNBOOK_SECTIONS,
     AlertPolicy,
     AlertState,
     AlertTracker,
-    format_alert_line,
-    format_timestamp,
+    alert_id,
 )
 from stream_drift.stats.quality import MismatchRate, MissingRate
 from stream_drift.stats.result import DriftResult, Severity
@@ -82,7 +84,7 @@ class Feed:
 
     tracker: AlertTracker
     t: float = T0
-    alerts: list[dict[str, object]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
 
     def __call__(
         self,
@@ -91,7 +93,7 @@ class Feed:
         feature: str = "amount",
         top_bins: list[dict[str, object]] | None = None,
         advance: float = STEP,
-    ) -> dict[str, object] | None:
+    ) -> Alert | None:
         alert = self.tracker.observe(
             model="fraud",
             model_version="7",
@@ -112,7 +114,7 @@ class Feed:
         out = []
         for r in results:
             a = self(r)
-            out.append(None if a is None else str(a["status"]))
+            out.append(None if a is None else a.status)
         return out
 
 
@@ -139,14 +141,15 @@ def feed(**policy: object) -> Feed:
     ],
 )
 def test_policy_rejects_bad_values_naming_the_field(name: str, bad: object) -> None:
-    with pytest.raises(ValueError, match=rf"AlertPolicy\.{name}"):
+    # pydantic's message: the model, then the field (or, for a cross-key check, its key).
+    with pytest.raises(ValueError, match=rf"for AlertPolicy\n\s*(alerts\.)?{name}\b"):
         AlertPolicy(**{name: bad})  # type: ignore[arg-type]
 
 
 def test_no_runbook_base_url_means_no_link() -> None:
     f = feed(fire_after=1)
     alert = f(result(DRIFT))
-    assert alert is not None and alert["runbook_url"] == ""
+    assert alert is not None and alert.runbook_url == ""
 
 
 def test_runbook_url_links_the_section_of_the_alert_severity() -> None:
@@ -154,9 +157,9 @@ def test_runbook_url_links_the_section_of_the_alert_severity() -> None:
     f = feed(fire_after=1, runbook_base_url=base)
     warning = f(result(DRIFT))
     critical = f(result(DRIFT, severity=Severity.CRITICAL))
-    assert warning is not None and warning["runbook_url"] == f"{base}#streamdriftwarning"
-    assert critical is not None and critical["status"] == "escalated"
-    assert critical["runbook_url"] == f"{base}#streamdriftcritical"
+    assert warning is not None and warning.runbook_url == f"{base}#streamdriftwarning"
+    assert critical is not None and critical.status == "escalated"
+    assert critical.runbook_url == f"{base}#streamdriftcritical"
 
 
 def test_runbook_sections_exist_in_docs_runbook() -> None:
@@ -200,7 +203,7 @@ def test_escalates_once_from_warning_to_critical_and_resolves_with_incident_seve
     crit = result(0.6, severity=Severity.CRITICAL)
     seq = [result(DRIFT), crit, crit, result(DRIFT), result(CLEAR)]
     assert f.statuses(seq) == ["firing", "escalated", None, None, "resolved"]
-    assert [a["severity"] for a in f.alerts] == ["warning", "critical", "critical"]
+    assert [a.severity for a in f.alerts] == ["warning", "critical", "critical"]
     assert f.tracker.state("fraud", "amount", "psi") is Severity.OK
 
 
@@ -208,7 +211,7 @@ def test_critical_at_fire_time_is_not_escalated_later() -> None:
     f = feed(fire_after=1)
     crit = result(0.6, severity=Severity.CRITICAL)
     assert f.statuses([crit, crit, result(DRIFT)]) == ["firing", None, None]
-    assert f.alerts[0]["severity"] == "critical"
+    assert f.alerts[0].severity == "critical"
     assert f.tracker.state("fraud", "amount", "psi") is Severity.CRITICAL
 
 
@@ -216,7 +219,7 @@ def test_drift_with_severity_ok_still_fires_as_warning() -> None:
     f = feed(fire_after=1)
     odd = DriftResult("psi", 0.3, 0.2, None, True, Severity.OK, 10, 10)
     assert f.statuses([odd]) == ["firing"]
-    assert f.alerts[0]["severity"] == "warning"
+    assert f.alerts[0].severity == "warning"
 
 
 def test_hysteresis_band_keeps_firing() -> None:
@@ -254,10 +257,10 @@ def test_cooldown_blocks_then_allows_refire() -> None:
     assert f.tracker.state("fraud", "amount", "psi") is Severity.OK
     # 900 s after the resolve: the drift that persisted fires now.
     alert = f(result(DRIFT))
-    assert alert is not None and alert["status"] == "firing"
-    assert alert["evaluated_at"] == format_timestamp(resolved_at + 900)
+    assert alert is not None and alert.status == "firing"
+    assert alert.evaluated_at == format_timestamp(resolved_at + 900)
     # first_detected_at is the first drifting window of the streak, inside the cooldown.
-    assert alert["first_detected_at"] == format_timestamp(resolved_at + 300)
+    assert alert.first_detected_at == format_timestamp(resolved_at + 300)
 
 
 def test_cooldown_zero_allows_immediate_refire() -> None:
@@ -289,8 +292,8 @@ def test_unjudged_windows_change_nothing(value: float) -> None:
     for v in seq:
         assert mixed(result(value, judged=False), advance=0) is None
         got.append(mixed(result(v)))
-    assert [None if a is None else a["status"] for a in got] == expected
-    assert [a["alert_id"] for a in mixed.alerts] == [a["alert_id"] for a in plain.alerts]
+    assert [None if a is None else a.status for a in got] == expected
+    assert [a.alert_id for a in mixed.alerts] == [a.alert_id for a in plain.alerts]
 
 
 def test_unjudged_result_even_with_is_drift_set_is_ignored() -> None:
@@ -304,8 +307,8 @@ def test_alert_id_stable_within_incident_and_new_for_next() -> None:
     f = feed(fire_after=1, resolve_after=1, cooldown_seconds=0)
     crit = result(0.6, severity=Severity.CRITICAL)
     f.statuses([result(DRIFT), crit, result(CLEAR), result(DRIFT), result(CLEAR)])
-    ids = [a["alert_id"] for a in f.alerts]
-    assert [a["status"] for a in f.alerts] == [
+    ids = [a.alert_id for a in f.alerts]
+    assert [a.status for a in f.alerts] == [
         "firing",
         "escalated",
         "resolved",
@@ -314,7 +317,7 @@ def test_alert_id_stable_within_incident_and_new_for_next() -> None:
     ]
     assert ids[0] == ids[1] == ids[2]
     assert ids[3] == ids[4] != ids[0]
-    first = {a["first_detected_at"] for a in f.alerts[:3]}
+    first = {a.first_detected_at for a in f.alerts[:3]}
     assert len(first) == 1
 
 
@@ -369,7 +372,13 @@ TOP_BINS: list[dict[str, object]] = [
 ]
 
 
-def _check_fields(alert: dict[str, object]) -> None:
+def _bins(alert: Alert) -> list[object]:
+    return [msgspec.to_builtins(b) for b in alert.top_bins]
+
+
+def _check_fields(record: Alert) -> None:
+    """The alert as written to the topic: every field, in order, of the right JSON type."""
+    alert = json.loads(msgspec.json.encode(record))
     assert set(alert) == set(ALERT_FIELDS)
     for name, kind in ALERT_FIELDS.items():
         assert isinstance(alert[name], kind), (name, alert[name])
@@ -399,18 +408,18 @@ def test_every_field_present_with_the_right_type() -> None:
     for alert in f.alerts:
         _check_fields(alert)
     firing = f.alerts[0]
-    assert firing["value"] == DRIFT and firing["threshold"] == THRESHOLD
-    assert firing["p_value"] == 0.001
-    assert firing["window"] == {"start": "2025-11-27T10:00:00Z", "end": "2025-11-27T10:05:00Z"}
-    assert firing["evaluated_at"] == "2025-11-27T10:05:05Z"
-    assert firing["first_detected_at"] == "2025-11-27T10:05:05Z"
-    assert (firing["n_current"], firing["n_reference"]) == (5231, 100_000)
-    assert firing["reference_id"] == "ref-abc"
-    assert firing["model_version"] == "7"
-    assert firing["top_bins"] == TOP_BINS
-    assert firing["runbook_url"] == ""
-    assert firing["category"] == "drift"
-    assert f.alerts[2]["p_value"] is None
+    assert firing.value == DRIFT and firing.threshold == THRESHOLD
+    assert firing.p_value == 0.001
+    assert firing.window == AlertWindow(start="2025-11-27T10:00:00Z", end="2025-11-27T10:05:00Z")
+    assert firing.evaluated_at == "2025-11-27T10:05:05Z"
+    assert firing.first_detected_at == "2025-11-27T10:05:05Z"
+    assert (firing.n_current, firing.n_reference) == (5231, 100_000)
+    assert firing.reference_id == "ref-abc"
+    assert firing.model_version == "7"
+    assert _bins(firing) == TOP_BINS
+    assert firing.runbook_url == ""
+    assert firing.category == "drift"
+    assert f.alerts[2].p_value is None
 
 
 def test_top_bins_are_copied() -> None:
@@ -418,14 +427,14 @@ def test_top_bins_are_copied() -> None:
     bins = [dict(b) for b in TOP_BINS]
     alert = f(result(DRIFT), top_bins=bins)
     bins[0]["current"] = 0.99
-    assert alert is not None and alert["top_bins"] == TOP_BINS
+    assert alert is not None and _bins(alert) == TOP_BINS
 
 
 def test_firing_summary_is_self_contained() -> None:
     f = feed(fire_after=1)
     alert = f(result(DRIFT, p_value=1e-9), top_bins=TOP_BINS)
     assert alert is not None
-    assert alert["summary"] == (
+    assert alert.summary == (
         "fraud v7: feature 'amount' drifted (PSI 0.31 ≥ threshold 0.20, p=1e-09) over window "
         "2025-11-27 10:00–10:05 UTC on 5,231 events vs 100,000 reference; "
         "most changed bin [120, 250): 10% → 32%."
@@ -438,22 +447,22 @@ def test_summaries_mention_model_feature_statistic_value_threshold_window() -> N
     f(result(0.6, severity=Severity.CRITICAL))
     f(result(CLEAR, p_value=None))
     for alert in f.alerts:
-        s = str(alert["summary"])
+        s = alert.summary
         for needle in ("fraud", "v7", "'amount'", "PSI", "0.20", "UTC", "5,231", "100,000"):
             assert needle in s, (needle, s)
-        assert f"{alert['value']:.2f}" in s
-    assert "10:10–10:15 UTC" in str(f.alerts[2]["summary"])
-    resolved = str(f.alerts[2]["summary"])
+        assert f"{alert.value:.2f}" in s
+    assert "10:10–10:15 UTC" in f.alerts[2].summary
+    resolved = f.alerts[2].summary
     assert "back to normal" in resolved and "resolve level 0.16" in resolved
     assert "critical" in resolved and "p=" not in resolved
-    assert "escalated to critical" in str(f.alerts[1]["summary"])
+    assert "escalated to critical" in f.alerts[1].summary
 
 
 def test_summary_never_prints_value_equal_to_threshold_when_they_differ() -> None:
     f = feed(fire_after=1)
     alert = f(result(0.2004))
     assert alert is not None
-    assert "0.2004 ≥ threshold 0.2" in str(alert["summary"])
+    assert "0.2004 ≥ threshold 0.2" in alert.summary
 
 
 def test_format_alert_line() -> None:
@@ -464,8 +473,60 @@ def test_format_alert_line() -> None:
     assert "\n" not in line
     for needle in ("FIRING", "WARNING", "fraud/amount/psi", "0.31 vs 0.20", "10:00–10:05 UTC"):
         assert needle in line
-    assert line.endswith(str(alert["summary"]))
+    assert line.endswith(alert.summary)
     assert "fraud" in format_alert_line({"model": "fraud"})  # tolerant of partial input
+    # A typed alert prints exactly as the JSON object it is on the topic.
+    assert line == format_alert_line(json.loads(msgspec.json.encode(alert)))
+
+
+def test_the_typed_alert_encodes_to_the_alert_contract() -> None:
+    """DESIGN §3.3 as written to drift.alerts: a hand-built object, key order included."""
+    f = feed(fire_after=1, resolve_after=1, runbook_base_url="https://wiki.example.org/runbook")
+    alert = f(result(DRIFT, p_value=1e-9), top_bins=TOP_BINS)
+    assert alert is not None
+    # As DESIGN §3.3 shows it, plus category, dedup_key and summary.
+    expected = json.loads(
+        '{"alert_id": "", "status": "firing", "severity": "warning", "model": "fraud", '
+        '"model_version": "7", "feature": "amount", "statistic": "psi", "category": "drift", '
+        '"value": 0.31, "threshold": 0.2, "p_value": 1e-9, '
+        '"window": {"start": "2025-11-27T10:00:00Z", "end": "2025-11-27T10:05:00Z"}, '
+        '"n_current": 5231, "n_reference": 100000, "reference_id": "ref-abc", '
+        '"top_bins": [{"bin": "[0, 10)", "reference": 0.2, "current": 0.15}, '
+        '{"bin": "[120, 250)", "reference": 0.1, "current": 0.32}], '
+        '"first_detected_at": "2025-11-27T10:05:05Z", "evaluated_at": "2025-11-27T10:05:05Z", '
+        '"runbook_url": "https://wiki.example.org/runbook#streamdriftwarning", '
+        '"dedup_key": "fraud/amount/psi", "summary": ""}'
+    )
+    expected["alert_id"] = alert_id("fraud", "amount", "psi", T0 + STEP + 5)
+    expected["summary"] = alert.summary  # its text: test_firing_summary_is_self_contained
+    wire = json.loads(msgspec.json.encode(alert))
+    assert wire == expected
+    assert list(wire) == list(expected)
+    assert list(wire["window"]) == ["start", "end"]
+    assert [list(b) for b in wire["top_bins"]] == [["bin", "reference", "current"]] * 2
+    resolved = f(result(CLEAR, p_value=None))
+    assert resolved is not None and resolved.status == "resolved"
+    unset = json.loads(msgspec.json.encode(resolved))
+    assert "p_value" in unset and unset["p_value"] is None  # null, never left out
+    assert unset["top_bins"] == []
+
+
+def test_decode_alert_types_what_it_can_and_keeps_other_objects() -> None:
+    f = feed(fire_after=1)
+    alert = f(result(DRIFT), top_bins=TOP_BINS)
+    assert alert is not None
+    assert decode_alert(msgspec.json.encode(alert)) == alert
+    wire = json.loads(msgspec.json.encode(alert))
+    assert decode_alert(json.dumps(wire)) == alert  # as json.dumps wrote it: spaces, \u escapes
+    older = {k: v for k, v in wire.items() if k != "category"}
+    assert decode_alert(json.dumps(older)) == older  # not an Alert: the object as it is
+    assert decode_alert('{"status": "firing", "model": "fraud"}') == {
+        "status": "firing",
+        "model": "fraud",
+    }
+    for bad in ("not json {", "[1, 2]", '"firing"', b"\xff"):
+        with pytest.raises(ValueError):
+            decode_alert(bad)
 
 
 # ---------------------------------------------------------------- serialisation
@@ -557,8 +618,8 @@ def test_statuses_alternate_per_key(policy: AlertPolicy, windows: list[Window]) 
     tracker = AlertTracker(policy)
     alerts, _ = _replay(tracker, windows, T0)
     for feature in FEATURES:
-        mine = [a for a in alerts if isinstance(a, dict) and a["feature"] == feature]
-        statuses = [a["status"] for a in mine]
+        mine = [a for a in alerts if isinstance(a, Alert) and a.feature == feature]
+        statuses = [a.status for a in mine]
         assert all(a != b for a, b in itertools.pairwise(statuses))
         main = [s for s in statuses if s != "escalated"]
         assert main == ["firing", "resolved"] * (len(main) // 2) + ["firing"] * (len(main) % 2)
@@ -566,19 +627,19 @@ def test_statuses_alternate_per_key(policy: AlertPolicy, windows: list[Window]) 
         previous = None
         incident_ids: list[str] = []
         for a in mine:
-            if a["status"] == "escalated":
-                assert previous is not None and previous["status"] == "firing"
-                assert previous["severity"] == "warning" and a["severity"] == "critical"
-                assert a["alert_id"] == previous["alert_id"]
-            elif a["status"] == "resolved":
-                assert previous is not None and previous["status"] != "resolved"
-                assert a["alert_id"] == previous["alert_id"]
-                assert a["severity"] == previous["severity"]
+            if a.status == "escalated":
+                assert previous is not None and previous.status == "firing"
+                assert previous.severity == "warning" and a.severity == "critical"
+                assert a.alert_id == previous.alert_id
+            elif a.status == "resolved":
+                assert previous is not None and previous.status != "resolved"
+                assert a.alert_id == previous.alert_id
+                assert a.severity == previous.severity
             else:
-                incident_ids.append(str(a["alert_id"]))
+                incident_ids.append(str(a.alert_id))
             previous = a
         assert len(set(incident_ids)) == len(incident_ids)
-        open_now = bool(mine) and mine[-1]["status"] != "resolved"
+        open_now = bool(mine) and mine[-1].status != "resolved"
         assert (tracker.state("fraud", feature, "psi") is not Severity.OK) == open_now
 
 
@@ -640,27 +701,27 @@ def test_a_type_mismatch_fires_a_data_quality_alert_through_the_lifecycle() -> N
     firing, escalated, resolved = f.alerts
     for alert in f.alerts:
         _check_fields(alert)
-        assert alert["category"] == "data_quality"
-        assert alert["statistic"] == "mismatch_rate"
-        assert alert["runbook_url"] == f"{base}#streamdriftdataquality"
-        assert alert["alert_id"] == firing["alert_id"]  # one incident, one id
-    assert firing["severity"] == "warning" and escalated["severity"] == "critical"
-    assert firing["value"] == 0.42 and firing["threshold"] == 0.05
-    assert firing["top_bins"] == [{"bin": "(type mismatch)", "reference": 0.0, "current": 0.42}]
-    assert firing["summary"] == (
+        assert alert.category == "data_quality"
+        assert alert.statistic == "mismatch_rate"
+        assert alert.runbook_url == f"{base}#streamdriftdataquality"
+        assert alert.alert_id == firing.alert_id  # one incident, one id
+    assert firing.severity == "warning" and escalated.severity == "critical"
+    assert firing.value == 0.42 and firing.threshold == 0.05
+    assert firing.top_bins == (TopBin(bin="(type mismatch)", reference=0.0, current=0.42),)
+    assert firing.summary == (
         "fraud v7: feature 'amount' data quality — 42% of values are not numbers "
         "(type mismatch) vs 0% in the reference (threshold 5%) over window "
         "2025-11-27 10:10–10:15 UTC on 2,000 events."
     )
-    assert str(escalated["summary"]).startswith(
+    assert escalated.summary.startswith(
         "fraud v7: feature 'amount' data quality worse (critical) — 62% of values are not "
         "numbers (type mismatch) vs 0% in the reference (threshold 5%)"
     )
-    assert str(resolved["summary"]).startswith(
+    assert resolved.summary.startswith(
         "fraud v7: feature 'amount' data quality back to normal — 0% of values are not numbers "
         "(type mismatch) vs 0% in the reference, below the resolve level 4% (threshold 5%)"
     )
-    assert "critical problem lasted 25 min since 2025-11-27 10:10 UTC" in str(resolved["summary"])
+    assert "critical problem lasted 25 min since 2025-11-27 10:10 UTC" in resolved.summary
     # The cooldown applies as to drift alerts: no re-firing within 600 s of the resolve.
     assert [f(quality(0.5), advance=60.0) for _ in range(3)] == [None, None, None]
 
@@ -672,19 +733,17 @@ def test_missing_and_categorical_summaries_say_what_the_values_are() -> None:
     unknown = f(quality(0.2, kind=""), feature="zip")
     assert missing is not None and cat is not None and unknown is not None
     assert "30% of values are missing (absent or null) vs 2% in the reference (threshold 7%)" in (
-        str(missing["summary"])
+        missing.summary
     )
-    assert missing["top_bins"] == [{"bin": "(missing)", "reference": 0.02, "current": 0.3}]
-    assert "20% of values are lists or objects, not categories (type mismatch)" in str(
-        cat["summary"]
-    )
-    assert "20% of values are of the wrong type (type mismatch)" in str(unknown["summary"])
+    assert missing.top_bins == (TopBin(bin="(missing)", reference=0.02, current=0.3),)
+    assert "20% of values are lists or objects, not categories (type mismatch)" in cat.summary
+    assert "20% of values are of the wrong type (type mismatch)" in unknown.summary
     # A plain DriftResult of a quality statistic (no reference rate) still reads well.
     plain = DriftResult("missing_rate", 0.4, 0.05, 1e-9, True, Severity.WARNING, 20_000, 900)
     alert = f(plain, feature="b", top_bins=TOP_BINS)
-    assert alert is not None and alert["category"] == "data_quality"
-    assert "40% of values are missing (absent or null) (threshold 5%)" in str(alert["summary"])
-    assert alert["top_bins"] == TOP_BINS
+    assert alert is not None and alert.category == "data_quality"
+    assert "40% of values are missing (absent or null) (threshold 5%)" in alert.summary
+    assert _bins(alert) == TOP_BINS
 
 
 def test_data_quality_hysteresis_sits_above_the_reference_rate() -> None:
@@ -696,7 +755,7 @@ def test_data_quality_hysteresis_sits_above_the_reference_rate() -> None:
     band = quality(0.445, statistic="missing_rate", reference=0.4, n=5000)
     assert high.threshold == pytest.approx(0.45) and not normal.is_drift and not band.is_drift
     assert f.statuses([high, band, normal, normal]) == ["firing", None, None, "resolved"]
-    assert "below the resolve level 44%" in str(f.alerts[-1]["summary"])
+    assert "below the resolve level 44%" in f.alerts[-1].summary
 
 
 def test_drift_and_data_quality_alerts_of_one_feature_are_separate_incidents() -> None:
@@ -704,7 +763,7 @@ def test_drift_and_data_quality_alerts_of_one_feature_are_separate_incidents() -
     drift = f(result(DRIFT))
     dq = f(quality(0.42))
     assert drift is not None and dq is not None
-    assert (drift["category"], dq["category"]) == ("drift", "data_quality")
-    assert drift["alert_id"] != dq["alert_id"]
+    assert (drift.category, dq.category) == ("drift", "data_quality")
+    assert drift.alert_id != dq.alert_id
     assert f.tracker.state("fraud", "amount", "psi") is Severity.WARNING
     assert f.tracker.state("fraud", "amount", "mismatch_rate") is Severity.WARNING

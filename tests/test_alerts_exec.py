@@ -23,7 +23,8 @@ import pytest
 import yaml
 from kafka_helpers import produce
 
-from stream_drift.tools.embedded import EmbeddedBroker, create_topics_sync
+from stream_drift.app.admin import create_topics_sync
+from stream_drift.tools.embedded import EmbeddedBroker
 
 pytestmark = pytest.mark.kafka
 

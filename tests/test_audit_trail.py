@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import stream_drift
+from stream_drift.app.admin import create_topics, topic_request_configs
 from stream_drift.app.topics import partition_counts, topic_configs
 from stream_drift.config import ConfigError, Settings, load_settings
 from stream_drift.pipeline.evaluator import WindowResult
@@ -22,7 +23,6 @@ from stream_drift.pipeline.registry import (
     reference_history,
     reference_record_key,
 )
-from stream_drift.tools.embedded import create_topics, topic_request_configs
 
 DAY_MS = 86_400_000
 
@@ -99,7 +99,7 @@ def test_references_may_be_deleted_only_never() -> None:
 
 
 def test_prepare_topics_passes_every_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    import stream_drift.tools.embedded as embedded
+    from stream_drift.app import admin
     from stream_drift.app.worker import prepare_topics
 
     calls: list[tuple[str, dict[str, int], dict[str, Any]]] = []
@@ -107,7 +107,7 @@ def test_prepare_topics_passes_every_config(monkeypatch: pytest.MonkeyPatch) -> 
     def fake(bootstrap: str, topics: dict[str, int], **kwargs: Any) -> None:
         calls.append((bootstrap, topics, kwargs))
 
-    monkeypatch.setattr(embedded, "create_topics_sync", fake)
+    monkeypatch.setattr(admin, "create_topics_sync", fake)
     settings = Settings().override({"topics.retention_ms.results": 1000})
     prepare_topics(settings)
     [(_, topics, kwargs)] = calls
@@ -183,7 +183,7 @@ def test_publish_reference_keys_and_configs(monkeypatch: pytest.MonkeyPatch) -> 
     import aiokafka
     from aiokafka.partitioner import DefaultPartitioner
 
-    import stream_drift.tools.embedded as embedded
+    from stream_drift.app import admin
     from stream_drift.app.kafka_io import (
         REFERENCE_TOPIC_CONFIGS,
         publish_reference,
@@ -197,7 +197,7 @@ def test_publish_reference_keys_and_configs(monkeypatch: pytest.MonkeyPatch) -> 
 
     _Producer.sent, _Producer.built = [], []
     monkeypatch.setattr(aiokafka, "AIOKafkaProducer", _Producer)
-    monkeypatch.setattr(embedded, "create_topics", fake_create)
+    monkeypatch.setattr(admin, "create_topics", fake_create)
     first, second = _profile("7"), _profile("7", shift=1.0)
     assert first.id != second.id
     asyncio.run(publish_reference("k:1", "refs", first, partitions=4))

@@ -1,6 +1,8 @@
 """Smoke test of ``python -m bench.client --quick --json``: it runs and yields its table.
 
-Run as a subprocess from the repository root, as documented (``bench`` is not installed).
+Run as a subprocess from the repository root, as documented (``bench`` is not installed);
+the only benchmark smoke test that does (``tests/test_bench_smoke.py`` runs the others
+in-process). It starts the embedded broker, hence the ``kafka`` mark.
 Structure only, plus what must hold whatever the machine: against the embedded broker every
 event is acknowledged and none dropped; with no broker every event is dropped, none sent.
 Timings are never asserted.
@@ -15,15 +17,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"target", "calls", "median_us", "p99_us", "max_us", "calls_per_s", "sent", "dropped"}
 
 
+@pytest.mark.kafka
 def test_client_bench_quick_json() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, "-m", "bench.client", "--quick", "--json", "--calls", "200"],
+        [sys.executable, "-m", "bench.client", "--quick", "--json", "--calls", "50"],
         cwd=ROOT,
         env=env,
         capture_output=True,

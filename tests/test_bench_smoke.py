@@ -1,21 +1,27 @@
-"""Smoke test of the benchmarks: ``--quick --json`` runs and yields every table, all finite.
+"""Smoke test of the benchmarks: each runs once and yields every table, all finite, printed
+both as one JSON document and as aligned Markdown.
 
-Each benchmark runs as ``python -m bench.<name>`` in a subprocess from the repository root,
-exactly as documented (``bench`` is not an installed package, so it is not importable from
-the test process). Structure only: timings and detection figures are never asserted (the
-machine is shared and noisy; the numbers are a report, not a contract).
+Each benchmark's ``main(["--quick"])`` runs in-process with its sizes shrunk below
+``--quick`` (one timed repeat, a reference of 10,000 values, a few hundred windows): every
+code path runs, nothing is measured. Its call of :func:`bench._table.emit` is captured, so
+the one run's tables and records are rendered both ways with the real ``emit``. Structure
+only: timings and detection figures are never asserted (the machine is shared and noisy; the
+numbers are a report, not a contract). ``tests/test_bench_client_smoke.py`` runs a benchmark
+as ``python -m bench.<name>``, as documented.
 """
 
 from __future__ import annotations
 
+import importlib
+import io
 import json
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,27 +36,51 @@ DETECTION_TABLES = {
     "detection_delay": ["scenario", "n", "rule", "median_windows", "p90_windows"],
     "targets": ["target", "limit", "measured", "passed"],
 }
+# Smaller than --quick, still enough for every table row (quantiles, intervals, a delay):
+# the sizes a benchmark's Settings holds, then its module-level sizes.
+TINY = {
+    "bench.stats": {"repeats": 1, "batches": 2, "target_s": 1e-4},
+    "bench.detection": {
+        "fa_windows": 200,
+        "fa_windows_target": 200,
+        "runs": 5,
+        "horizon": 5,
+        "verify_first": 2,
+        "verify_flagged": 2,
+    },
+}
+TINY_CONSTANTS = {
+    "bench.stats": {"N_REFERENCE": 10_000, "N_FEATURES": 2},
+    "bench.detection": {"N_REFERENCE": 10_000},
+}
 
 
-def _run(module: str, *args: str) -> str:
-    """Stdout of ``python -m module args`` run from the repository root (exit code 0)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [sys.executable, "-m", module, "--quick", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+def _run_once(name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    """Run ``bench.<name>`` once in-process at :data:`TINY` sizes: (JSON doc, text output)."""
+    monkeypatch.syspath_prepend(str(ROOT))  # bench is not installed: run from the repo root
+    table = importlib.import_module("bench._table")
+    module: ModuleType = importlib.import_module(name)
+    base = module.Settings
 
+    class Tiny(base):
+        def __init__(self, quick: bool) -> None:
+            super().__init__(quick)
+            vars(self).update(TINY[name])
 
-def _run_json(module: str) -> Any:
-    return json.loads(_run(module, "--json"))
+    emitted: list[dict[str, Any]] = []
+    monkeypatch.setattr(module, "Settings", Tiny)
+    for constant, value in TINY_CONSTANTS[name].items():
+        monkeypatch.setattr(module, constant, value)
+    monkeypatch.setattr(module, "emit", lambda **kwargs: emitted.append(kwargs))
+    assert module.main(["--quick"]) == 0
+    [kwargs] = emitted
+    assert kwargs["as_json"] is False
+    outputs = []
+    for as_json in (True, False):
+        out = io.StringIO()
+        table.emit(**{**kwargs, "as_json": as_json, "out": out})
+        outputs.append(out.getvalue())
+    return json.loads(outputs[0]), outputs[1]
 
 
 def _check_tables(doc: Mapping[str, Any], expected: Mapping[str, list[str]]) -> None:
@@ -68,8 +98,27 @@ def _check_tables(doc: Mapping[str, Any], expected: Mapping[str, list[str]]) -> 
     assert doc["meta"]["quick"] is True
 
 
-def test_stats_quick_json() -> None:
-    doc = _run_json("bench.stats")
+def _check_markdown(text: str, n_tables: int) -> None:
+    """The text output: ``n_tables`` aligned Markdown tables, the summary on the last line."""
+    lines = text.splitlines()
+    assert lines[-1].startswith("SUMMARY:")
+    tables: list[list[str]] = []
+    previous = ""
+    for line in lines:
+        if line.startswith("|"):
+            if not previous.startswith("|"):
+                tables.append([])
+            tables[-1].append(line)
+        previous = line
+    assert len(tables) == n_tables
+    for table in tables:
+        assert len(table) >= 3
+        assert set(table[1]) <= set("|:- "), "second line is the Markdown alignment row"
+        assert len({len(line) for line in table}) == 1, "columns are padded to one width"
+
+
+def test_stats(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc, text = _run_once("bench.stats", monkeypatch)
     assert doc["benchmark"] == "bench.stats"
     _check_tables(doc, STATS_TABLES)
     costs = doc["tables"]["statistic_cost"]
@@ -78,10 +127,11 @@ def test_stats_quick_json() -> None:
     assert {r["window_n"] for r in doc["tables"]["ks_vs_raw"]} >= {1_000, 10_000}
     assert all(r["bound_holds"] for r in doc["tables"]["ks_vs_raw"])
     assert all(r["evaluate_us"] > 0 for r in costs)
+    _check_markdown(text, len(STATS_TABLES))
 
 
-def test_detection_quick_json() -> None:
-    doc = _run_json("bench.detection")
+def test_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc, text = _run_once("bench.detection", monkeypatch)
     assert doc["benchmark"] == "bench.detection"
     _check_tables(doc, DETECTION_TABLES)
     cells = {(r["kind"], r["n"], r["rule"]) for r in doc["tables"]["false_alarms"]}
@@ -109,21 +159,5 @@ def test_detection_quick_json() -> None:
         "mean_shift_n1000_median",
         "mean_shift_n1000_p90",
     } <= targets
-
-
-def test_text_output_is_aligned_markdown() -> None:
-    lines = _run("bench.detection").splitlines()
-    assert lines[-1].startswith("SUMMARY:")
-    tables: list[list[str]] = []
-    previous = ""
-    for line in lines:
-        if line.startswith("|"):
-            if not previous.startswith("|"):
-                tables.append([])
-            tables[-1].append(line)
-        previous = line
-    assert len(tables) == 4
-    for table in tables:
-        assert len(table) >= 3
-        assert set(table[1]) <= set("|:- "), "second line is the Markdown alignment row"
-        assert len({len(line) for line in table}) == 1, "columns are padded to one width"
+    assert doc["meta"]["checked_against_evaluate"] > 0, "windows checked against evaluate()"
+    _check_markdown(text, len(DETECTION_TABLES))

@@ -405,3 +405,13 @@ def test_report_with_too_few_values_judges_nothing(ref_path: Path, tmp_path: Pat
     assert code == 0
     assert data["judged"] is False
     assert data["not_judged"]["color"] == "only 40 current values, fewer than 100"
+
+
+def test_reference_build_help_names_the_excluded_columns() -> None:
+    """The default of ``--exclude`` is written when the help is shown (the CLI does not import
+    the profile module to start)."""
+    from stream_drift.pipeline.reference import DEFAULT_EXCLUDED
+
+    result = CliRunner().invoke(cli, ["reference", "build", "--help"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert f"Column to leave out (default: {', '.join(DEFAULT_EXCLUDED)})." in result.output

@@ -19,7 +19,8 @@ from kafka_helpers import read_topic
 from prometheus_client import CollectorRegistry
 
 from stream_drift.client import DriftEmitter
-from stream_drift.pipeline.events import Event, EventDecoder, Label, RawRecord
+from stream_drift.pipeline.decode import EventDecoder
+from stream_drift.pipeline.events import Event, Label, RawRecord
 from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
 
 pytestmark = pytest.mark.kafka

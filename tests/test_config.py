@@ -17,18 +17,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from stream_drift.app.faust_config import faust_settings
 from stream_drift.config import (
     ENV_PREFIX,
     KAFKA_RECORD_OVERHEAD,
-    STATISTICS,
+    STATISTIC_NAMES,
     ConfigError,
-    DecisionSettings,
+    DecisionPolicy,
     Settings,
-    WindowSettings,
-    _Loader,
+    WindowPolicy,
     load_settings,
 )
-from stream_drift.pipeline.events import DEADLETTER_MIN_BYTES
+from stream_drift.config.yaml_io import parse_yaml
+from stream_drift.pipeline.deadletter import DEADLETTER_MIN_BYTES
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "stream-drift.yaml"
 
@@ -87,7 +88,7 @@ def test_defaults_without_file() -> None:
         "deadletter": ("drift.deadletter", 1),
     }
     assert (s.window.kind, s.window.size_seconds, s.window.step_seconds) == ("time", 300, 60)
-    assert s.decision.statistics == STATISTICS == ("psi", "kl", "js", "ks", "chi2")
+    assert s.decision.statistics == STATISTIC_NAMES == ("psi", "kl", "js", "ks", "chi2")
     assert s.decision.alert_on == ("psi",)
     assert s.decision.false_alarm_rate == 0.0005
     assert s.decision.thresholds == {}
@@ -187,7 +188,7 @@ def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
         env={},
     )
     assert (s.kafka.session_timeout_seconds, s.window.step_seconds) == (6.0, 600)
-    merged = yaml.load("a: &b {x: 1, y: 2}\nc: {<<: *b, y: 3}\n", Loader=_Loader)
+    merged = parse_yaml("a: &b {x: 1, y: 2}\nc: {<<: *b, y: 3}\n")
     assert merged["c"] == {"x": 1, "y": 3}
 
 
@@ -432,7 +433,7 @@ def test_size_not_a_multiple_of_step(tmp_path: Path) -> None:
 
 
 def test_tumbling_window_is_valid() -> None:
-    assert WindowSettings(size_seconds=120, step_seconds=120).step_seconds == 120
+    assert WindowPolicy(size_seconds=120, step_seconds=120).step_seconds == 120
 
 
 def test_alert_on_must_be_subset_of_statistics(tmp_path: Path) -> None:
@@ -447,7 +448,7 @@ def test_fixed_thresholds_required_without_false_alarm_rate(tmp_path: Path) -> N
         "decision.thresholds: must give a fixed threshold for every statistic when "
         "decision.false_alarm_rate is null, missing 'kl', 'js', 'ks', 'chi2'"
     ]
-    d = DecisionSettings(false_alarm_rate=None, statistics=("psi",), thresholds={"psi": 0.2})
+    d = DecisionPolicy(false_alarm_rate=None, statistics=("psi",), thresholds={"psi": 0.2})
     assert d.false_alarm_rate is None
 
 
@@ -468,7 +469,7 @@ def test_producer_and_deadletter_limits() -> None:
     assert s.kafka.producer_max_request_bytes == 1_048_576
     assert s.ingest.deadletter_max_bytes == 900_000
     # The producer limit is configured, not Faust's default (1,000,000).
-    assert s.faust_settings()["producer_max_request_size"] == 1_048_576
+    assert faust_settings(s)["producer_max_request_size"] == 1_048_576
     edge = 1_048_576 - KAFKA_RECORD_OVERHEAD
     assert Settings().override({"ingest.deadletter_max_bytes": edge}).ingest.deadletter_max_bytes
     assert Settings().override({"ingest.deadletter_max_bytes": DEADLETTER_MIN_BYTES})
@@ -500,7 +501,7 @@ def test_deadletter_budget_must_fit_the_producer_limit(tmp_path: Path) -> None:
         ),
         env={},
     )
-    assert s.faust_settings()["producer_max_request_size"] == 8_388_608
+    assert faust_settings(s)["producer_max_request_size"] == 8_388_608
 
 
 def test_several_errors_reported_at_once(tmp_path: Path) -> None:
@@ -596,7 +597,7 @@ def test_to_yaml_round_trips(
             "window.step_seconds": step,
             "window.size_seconds": step * multiple,
             "decision.false_alarm_rate": rate,
-            "decision.thresholds": {s: psi for s in STATISTICS},
+            "decision.thresholds": {s: psi for s in STATISTIC_NAMES},
             "alerts.resolve_ratio": ratio,
             "alerts.cooldown_seconds": cooldown,
             "web.port": port,
@@ -625,7 +626,7 @@ def test_faust_settings() -> None:
             "STREAM_DRIFT_WORKER__DATA_DIR": "/var/lib/drift",
         }
     )
-    assert s.faust_settings() == {
+    assert faust_settings(s) == {
         "broker_credentials": None,
         "id": "drift-test",
         "broker": "kafka://127.0.0.1:19092,[::1]:19093",
@@ -647,36 +648,21 @@ def test_faust_settings_refuses_embedded() -> None:
     s = load_settings(env={"STREAM_DRIFT_KAFKA__BOOTSTRAP_SERVERS": "embedded"})
     assert s.kafka.embedded and s.kafka.servers == ()
     with pytest.raises(ConfigError, match=r"^kafka\.bootstrap_servers: is 'embedded'"):
-        s.faust_settings()
+        faust_settings(s)
     address = s.override({"kafka.bootstrap_servers": "127.0.0.1:40123"})
-    assert address.faust_settings()["broker"] == "kafka://127.0.0.1:40123"
+    assert faust_settings(address)["broker"] == "kafka://127.0.0.1:40123"
 
 
-def test_config_module_does_not_import_faust() -> None:
-    """Only ``Settings._faust_credentials`` imports Faust (``faust.auth``), inside the function
-    and only for SASL: loading settings never needs Faust, mode or aiokafka."""
-    import ast
+def test_loading_settings_does_not_import_faust() -> None:
+    """Loading, writing and securing settings never needs Faust, mode or aiokafka (no module
+    of ``stream_drift.config`` imports them: ``test_layering``; Faust's credentials are built
+    in ``stream_drift.app.faust_config``)."""
     import subprocess
     import sys
 
-    source = (Path(__file__).resolve().parents[1] / "stream_drift" / "config" / "__init__.py").read_text()
-    tree = ast.parse(source)
-    module_level = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
-    names = [a.name for n in module_level if isinstance(n, ast.Import) for a in n.names]
-    names += [n.module or "" for n in module_level if isinstance(n, ast.ImportFrom)]
-    assert not [n for n in names if re.match(r"(faust|mode|aiokafka)\b", n)]
-    nested = [
-        (func.name, node.module)
-        for func in ast.walk(tree)
-        if isinstance(func, ast.FunctionDef)
-        for node in ast.walk(func)
-        if isinstance(node, ast.ImportFrom)
-        and re.match(r"(faust|mode|aiokafka)\b", node.module or "")
-    ]
-    assert nested == [("_faust_credentials", "faust.auth")]
     code = (
         "import sys\nfrom stream_drift.config import Settings, load_settings\n"
-        "s = load_settings(env={})\ns.faust_settings(); s.to_yaml(); s.kafka.client_kwargs()\n"
+        "s = load_settings(env={})\ns.to_yaml(); s.kafka.client_kwargs()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('faust', 'mode', 'aiokafka')))"
     )
     out = subprocess.run(
@@ -722,11 +708,10 @@ def test_data_quality_keys_are_validated(tmp_path: Path, text: str, line: str) -
     assert got.startswith(line), got
 
 
-def test_runtime_builds_the_quality_statistics_from_the_decision_settings() -> None:
-    from stream_drift.app.runtime import build_statistics, decision_policy
+def test_the_decision_policy_builds_the_quality_statistics() -> None:
     from stream_drift.stats import MismatchRate, MissingRate
 
-    stats = build_statistics(Settings().override({"decision.quality_min_effect": 0.1}))
+    stats = Settings().override({"decision.quality_min_effect": 0.1}).decision.statistic_objects
     quality = [s for s in stats if isinstance(s, MissingRate | MismatchRate)]
     assert [s.name for s in quality] == ["missing_rate", "mismatch_rate"]
     assert all(
@@ -737,10 +722,65 @@ def test_runtime_builds_the_quality_statistics_from_the_decision_settings() -> N
     fixed = Settings().override(
         {
             "decision.false_alarm_rate": None,
-            "decision.thresholds": {s: 0.2 for s in STATISTICS},
+            "decision.thresholds": {s: 0.2 for s in STATISTIC_NAMES},
         }
     )
-    for s in build_statistics(fixed)[-2:]:
+    for s in fixed.decision.statistic_objects[-2:]:
         assert (s.threshold, s.false_alarm_rate) == (0.0, None)
         assert s.threshold_for(1000, 500, 1) == 0.05
-    assert decision_policy(fixed).alert_on == ("psi", "missing_rate", "mismatch_rate")
+    assert fixed.decision.deciding == ("psi", "missing_rate", "mismatch_rate")
+    # Built once: every model's evaluator shares the statistics (and their threshold caches).
+    assert fixed.decision.statistic_objects is fixed.decision.statistic_objects
+
+
+def test_the_statistic_names_are_the_drift_statistics_of_the_stats_package() -> None:
+    from stream_drift.stats import QUALITY_STATISTICS, STATISTICS
+
+    drift = tuple(n for n in STATISTICS if n not in QUALITY_STATISTICS)
+    assert drift == STATISTIC_NAMES
+
+
+def test_the_policies_are_the_settings_sections() -> None:
+    """One definition per setting: the core runs with the sections themselves."""
+    from stream_drift.config import AlertPolicy
+    from stream_drift.pipeline.evaluator import ModelEvaluator
+    from stream_drift.pipeline.registry import ReferenceRegistry
+
+    s = Settings()
+    assert (type(s.window), type(s.decision), type(s.alerts)) == (
+        WindowPolicy,
+        DecisionPolicy,
+        AlertPolicy,
+    )
+    ev = ModelEvaluator("m", ReferenceRegistry(), s.window, s.decision, s.alerts)
+    assert ev.window_policy is s.window and ev.tracker.policy is s.alerts
+
+
+def test_an_empty_runbook_base_url_reaches_the_alerts(tmp_path: Path) -> None:
+    """``alerts.runbook_base_url: ""`` means no link, also when it clears the file's URL from
+    the environment: the alerts of the worker's evaluator carry ``runbook_url: ""``."""
+    from stream_drift.app.runtime import Runtime
+    from stream_drift.pipeline.alerts import AlertTracker
+    from stream_drift.stats.result import DriftResult, Severity
+
+    path = write(tmp_path, "alerts: {runbook_base_url: 'https://wiki.example.org/rb'}\n")
+    for s in (
+        load_settings(path, env={"STREAM_DRIFT_ALERTS__RUNBOOK_BASE_URL": ""}),
+        load_settings(write(tmp_path, "alerts: {runbook_base_url: ''}\n"), env={}),
+        load_settings(env={}),
+    ):
+        runtime = Runtime(s.override({"alerts.fire_after": 1}))
+        assert runtime.alerts.runbook_base_url == ""
+        tracker = AlertTracker(runtime.alerts)
+        drift = DriftResult("psi", 0.31, 0.2, 1e-9, True, Severity.CRITICAL, 100_000, 5231)
+        alert = tracker.observe(
+            model="m",
+            model_version="1",
+            feature="x",
+            result=drift,
+            window_start=0.0,
+            window_end=60.0,
+            evaluated_at=61.0,
+            reference_id="r",
+        )
+        assert alert is not None and alert.runbook_url == ""

@@ -13,12 +13,8 @@ from pathlib import Path
 import pytest
 from kafka_helpers import describe_partitions, produce, read_topic
 
-from stream_drift.tools.embedded import (
-    EmbeddedBroker,
-    create_topics,
-    create_topics_sync,
-    find_free_port,
-)
+from stream_drift.app.admin import create_topics, create_topics_sync
+from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
 
 pytestmark = pytest.mark.kafka
 

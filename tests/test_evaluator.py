@@ -12,18 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_drift.pipeline.alerts import AlertPolicy
-from stream_drift.pipeline.evaluator import (
-    DecisionPolicy,
-    Emitted,
-    ModelEvaluator,
-    VersionWindow,
-    WindowPolicy,
-)
+from stream_drift.config import STATISTIC_NAMES, AlertPolicy, DecisionPolicy, WindowPolicy
+from stream_drift.pipeline.alert_record import Alert, AlertWindow
+from stream_drift.pipeline.evaluator import Emitted, ModelEvaluator
 from stream_drift.pipeline.partials import Partial, Tick
 from stream_drift.pipeline.reference import ReferenceProfile, build_reference
 from stream_drift.pipeline.registry import ReferenceRegistry
-from stream_drift.stats.evaluate import default_statistics
+from stream_drift.pipeline.windows import VersionWindow
 from stream_drift.stats.histogram import Histogram
 from stream_drift.stats.psi import PSI
 
@@ -54,25 +49,35 @@ def _registry() -> ReferenceRegistry:
     return reg
 
 
-def _decision(fire_after: int = 2, resolve_after: int = 2, fast: bool = False) -> DecisionPolicy:
-    return DecisionPolicy(
-        statistics=[PSI()] if fast else default_statistics(),
-        alerts=AlertPolicy(fire_after=fire_after, resolve_after=resolve_after, cooldown_seconds=0),
-    )
+def _decision(fast: bool = False) -> DecisionPolicy:
+    # Only alert_on alerts here (the data-quality statistics are computed, not alerting).
+    return DecisionPolicy(statistics=("psi",) if fast else STATISTIC_NAMES, quality_alerts=False)
+
+
+def _alerts(fire_after: int = 2, resolve_after: int = 2) -> AlertPolicy:
+    return AlertPolicy(fire_after=fire_after, resolve_after=resolve_after, cooldown_seconds=0)
+
+
+# Processing time in these tests runs far behind event time: no bound on event time ahead of
+# it, unless a test sets one.
+NO_FUTURE_LIMIT = 1e12
 
 
 def _policy(size_steps: int = 1, **kw: Any) -> WindowPolicy:
+    kw.setdefault("max_future_seconds", NO_FUTURE_LIMIT)
     return WindowPolicy(
-        size_seconds=STEP * size_steps,
-        step_seconds=STEP,
+        size_seconds=int(STEP) * size_steps,
+        step_seconds=int(STEP),
         allowed_lateness_seconds=LATENESS,
         idle_timeout_seconds=IDLE,
         **kw,
     )
 
 
-def _evaluator(policy: WindowPolicy | None = None, **kw: Any) -> ModelEvaluator:
-    return ModelEvaluator("m", _registry(), policy or _policy(), _decision(**kw))
+def _evaluator(
+    policy: WindowPolicy | None = None, fast: bool = False, **alerts: int
+) -> ModelEvaluator:
+    return ModelEvaluator("m", _registry(), policy or _policy(), _decision(fast), _alerts(**alerts))
 
 
 def _values(rng: np.random.Generator, n: int, shift: float = 0.0) -> dict[str, list[Any]]:
@@ -316,7 +321,7 @@ def test_an_emptied_window_restarts_at_the_next_data() -> None:
 
 def test_count_windows_close_every_count_step_events() -> None:
     rng = np.random.default_rng(9)
-    policy = WindowPolicy(kind="count", count_size=300, count_step=100)
+    policy = _policy(kind="count", count_size=300, count_step=100)
     assert policy.size_steps == 3
     ev = _evaluator(policy)
     chunks = []
@@ -344,7 +349,7 @@ def test_count_windows_close_every_count_step_events() -> None:
 
 def test_count_windows_merge_old_event_times() -> None:
     rng = np.random.default_rng(10)
-    ev = _evaluator(WindowPolicy(kind="count", count_size=100, count_step=100))
+    ev = _evaluator(_policy(kind="count", count_size=100, count_step=100))
     ev.handle(_partial("a", {T0 + 600: _values(rng, 60)}, T0 + 601, 1), now=0.0)
     out = ev.handle(_partial("a", {T0: _values(rng, 40)}, T0 + 1, 2), now=1.0)
     assert (out.late_events, out.merged_events) == (0, 40)
@@ -406,14 +411,14 @@ def _summary(out: Emitted) -> dict[str, Any]:
 def _run(
     messages: list[tuple[Partial | Tick, float]], policy: WindowPolicy, cut: int | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    decision = _decision(fire_after=1, resolve_after=1)
+    decision, alerts = _decision(), _alerts(fire_after=1, resolve_after=1)
     registry = _registry()
-    ev = ModelEvaluator("m", registry, policy, decision)
+    ev = ModelEvaluator("m", registry, policy, decision, alerts)
     outputs = []
     for i, (message, now) in enumerate(messages):
         if i == cut:
             state = json.loads(json.dumps(ev.to_dict(), allow_nan=False))
-            ev = ModelEvaluator.from_dict(state, registry, policy, decision)
+            ev = ModelEvaluator.from_dict(state, registry, policy, decision, alerts)
         outputs.append(_summary(ev.handle(message, now)))
     return outputs, ev.to_dict()
 
@@ -421,7 +426,7 @@ def _run(
 POLICIES = {
     "tumbling": _policy(size_steps=1),
     "sliding": _policy(size_steps=3),
-    "count": WindowPolicy(kind="count", count_size=900, count_step=300),
+    "count": _policy(kind="count", count_size=900, count_step=300),
 }
 
 
@@ -479,7 +484,7 @@ def test_alerts_fire_on_injected_drift_and_resolve_after_it_stops() -> None:
     ev = _evaluator(fire_after=2, resolve_after=2)
     shifts = [0.0] * 5 + [1.0] * 4 + [0.0] * 5
     outs = _stream(ev, shifts, seed=12)
-    by_window = [[(a["status"], a["feature"], a["statistic"]) for a in o.alerts] for o in outs]
+    by_window = [[(a.status, a.feature, a.statistic) for a in o.alerts] for o in outs]
     assert by_window == [
         [],
         [],
@@ -499,13 +504,13 @@ def test_alerts_fire_on_injected_drift_and_resolve_after_it_stops() -> None:
     drifted = [r.drifted for o in outs for r in o.results]
     assert drifted == [[]] * 5 + [["x"]] * 4 + [[]] * 5
     firing = outs[6].alerts[0]
-    assert firing["model"] == "m" and firing["model_version"] == "1"
-    assert firing["reference_id"] == REF.id
-    assert firing["severity"] == "critical"
-    assert firing["window"] == {"start": "2025-11-27T03:16:00Z", "end": "2025-11-27T03:17:00Z"}
-    assert firing["n_current"] == 2000
+    assert firing.model == "m" and firing.model_version == "1"
+    assert firing.reference_id == REF.id
+    assert firing.severity == "critical"
+    assert firing.window == AlertWindow(start="2025-11-27T03:16:00Z", end="2025-11-27T03:17:00Z")
+    assert firing.n_current == 2000
     resolved = outs[10].alerts[0]
-    assert resolved["alert_id"] == firing["alert_id"]  # one incident
+    assert resolved.alert_id == firing.alert_id  # one incident
 
 
 def test_versions_get_their_own_windows() -> None:
@@ -640,15 +645,14 @@ def test_a_type_change_raises_a_data_quality_alert_and_no_drift_alert() -> None:
     """Issue 7, stage 2: 'x' switches to strings for 40 % of the events. The worker's own
     decision policy (quality alerts on by default) fires a data_quality alert on
     mismatch_rate after fire_after windows; PSI and the missing rate stay quiet."""
-    from stream_drift.app.runtime import decision_policy
     from stream_drift.config import Settings
 
     settings = Settings().override({"alerts.fire_after": 2, "alerts.cooldown_seconds": 0.0})
-    decision = decision_policy(settings)
-    assert decision.alert_on == ("psi", "missing_rate", "mismatch_rate")
-    ev = ModelEvaluator("m", _registry(), _policy(), decision)
+    decision = settings.decision
+    assert decision.deciding == ("psi", "missing_rate", "mismatch_rate")
+    ev = ModelEvaluator("m", _registry(), _policy(), decision, settings.alerts)
     rng = np.random.default_rng(9)
-    alerts: list[dict[str, object]] = []
+    alerts: list[Alert] = []
     results = []
     for i in range(4):
         cols = _values(rng, 1000)
@@ -666,12 +670,12 @@ def test_a_type_change_raises_a_data_quality_alert_and_no_drift_alert() -> None:
     assert last.mismatch_ratio == pytest.approx(0.4) and last.missing_ratio == 0.0
     assert last.data_quality and not last.drift
     assert results[-1].drifted == []
-    assert [(a["feature"], a["statistic"], a["status"], a["category"]) for a in alerts] == [
+    assert [(a.feature, a.statistic, a.status, a.category) for a in alerts] == [
         ("x", "mismatch_rate", "firing", "data_quality")
     ]
     (alert,) = alerts
-    assert alert["severity"] == "warning" and alert["value"] == pytest.approx(0.4)
-    assert str(alert["summary"]).startswith(
+    assert alert.severity == "warning" and alert.value == pytest.approx(0.4)
+    assert alert.summary.startswith(
         "m v1: feature 'x' data quality — 40% of values are not numbers (type mismatch) "
         "vs 0% in the reference (threshold 5%)"
     )

@@ -13,13 +13,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_drift.pipeline.alerts import AlertPolicy, AlertTracker
-from stream_drift.pipeline.evaluator import DecisionPolicy, ModelEvaluator, WindowPolicy
+from stream_drift.config import AlertPolicy, DecisionPolicy, WindowPolicy
+from stream_drift.pipeline.alerts import AlertTracker
+from stream_drift.pipeline.evaluator import ModelEvaluator
 from stream_drift.pipeline.events import RawRecord
 from stream_drift.pipeline.ingest import IngestAccumulator
 from stream_drift.pipeline.reference import build_reference
 from stream_drift.pipeline.registry import ReferenceRegistry
-from stream_drift.stats.psi import PSI
 from stream_drift.stats.result import DriftResult, Severity
 
 THRESHOLD = 0.2
@@ -57,7 +57,7 @@ def test_a_statistic_flapping_around_its_threshold_pages_at_most_once(values: li
             reference_id="r",
         )
         if alert is not None:
-            statuses.append(alert["status"])
+            statuses.append(alert.status)
     assert statuses.count("firing") <= 1
     assert "resolved" not in statuses
 
@@ -84,7 +84,7 @@ def test_a_statistic_crossing_both_levels_fires_and_resolves_once_within_the_coo
             reference_id="r",
         )
         if alert is not None:
-            statuses.append(alert["status"])
+            statuses.append(alert.status)
     assert statuses == ["firing", "resolved"]
 
 
@@ -106,12 +106,14 @@ def _run(records: list[RawRecord], batch: int) -> list[tuple[float, float, int, 
     registry.add(REF)
     acc = IngestAccumulator(registry, step_seconds=STEP)
     policy = WindowPolicy(
-        size_seconds=2 * STEP,
-        step_seconds=STEP,
+        size_seconds=2 * int(STEP),
+        step_seconds=int(STEP),
         allowed_lateness_seconds=LATENESS,
         idle_timeout_seconds=1e9,
+        max_future_seconds=1e12,  # processing time (now=0) is far behind event time here
     )
-    ev = ModelEvaluator("m", registry, policy, DecisionPolicy(statistics=[PSI()]))
+    decision = DecisionPolicy(statistics=("psi",), quality_alerts=False)
+    ev = ModelEvaluator("m", registry, policy, decision)
     out = []
     for i in range(0, len(records), batch):
         acc.add_records(records[i : i + batch])

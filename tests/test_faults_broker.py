@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from kafka_helpers import describe_partitions, read_topic
+from kafka_helpers import describe_partitions, read_topic, running
 
 # Shared with the other real-broker tests (tests/ is on sys.path).
 from test_worker_kafka import (
@@ -141,15 +141,8 @@ class OwnBroker:
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
-    broker = OwnBroker(tmp_path)
-    try:
-        broker.start()
-    except RuntimeError as exc:
-        pytest.fail(f"embedded broker did not start: {exc}")
-    try:
+    with running(OwnBroker(tmp_path)) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 # ----------------------------------------------------------------------------- producer

@@ -113,7 +113,7 @@ def expected_alerts(reports: list[DriftReport]) -> list[tuple[int, str]]:
             reference_id="r",
         )
         if alert is not None:
-            out.append((k, str(alert["status"])))
+            out.append((k, alert.status))
     return out
 
 

@@ -1,7 +1,7 @@
 """``/health``, ``/health/live`` and ``/health/ready``: verdicts, HTTP status codes, and a real
 worker that turns ready after start and never shows an event's feature values.
 
-The verdicts are unit-tested on a :class:`Runtime` whose ``health`` mapping is filled by hand
+The verdicts are unit-tested on a :class:`Runtime` whose ``health`` record is filled by hand
 (what stage 1 and stage 2 write there); the views are served by the worker's real Faust app
 through aiohttp's test server (no broker needed); the last test starts a worker process
 against the embedded broker.
@@ -18,7 +18,9 @@ from typing import Any, cast
 
 import pytest
 from kafka_helpers import produce
+from msgspec.structs import replace
 
+from stream_drift.app.health import Health
 from stream_drift.app.kafka_io import publish_reference
 from stream_drift.app.runtime import LAG_GROWING_SECONDS, Runtime
 from stream_drift.app.web import (
@@ -40,7 +42,7 @@ def ready_runtime() -> Runtime:
     """A runtime in the state of a worker that has started properly."""
     rt = Runtime(Settings())
     rt.references_ready.set()
-    rt.health.update(
+    rt.health = Health(
         ingest="started",
         ingest_partitions=[0, 1],
         stage2_partitions=[2],
@@ -102,26 +104,26 @@ def test_a_lag_that_drops_to_zero_starts_a_new_run() -> None:
     samples = [(start + i, 10 * (i % 30)) for i in range(int(2 * LAG_GROWING_SECONDS))]
     feed_lag(rt, samples)  # grows, but is back at zero every 30 s: keeping up
     assert health_report(rt, NOW)["status"] == "ok"
-    assert "consumer_lag_growing_since" not in rt.health
+    assert rt.health.consumer_lag_growing_since is None
 
 
 def test_a_stuck_ingest_loop_is_degraded_and_not_live() -> None:
     rt = ready_runtime()
-    rt.health["ingest_loop_at"] = NOW - INGEST_LOOP_STUCK_SECONDS - 3
+    rt.health.ingest_loop_at = NOW - INGEST_LOOP_STUCK_SECONDS - 3
     body = health_report(rt, NOW)
     assert body["status"] == "degraded"
     stuck = f"ingest loop stuck: no iteration for {INGEST_LOOP_STUCK_SECONDS + 3:.0f} s"
     assert body["problems"] == [stuck]
     assert liveness_report(rt, NOW) == {"status": "failing", "problems": [stuck]}
     assert readiness_report(rt, NOW) == {"status": "not_ready", "problems": [stuck]}
-    rt.health["ingest_loop_at"] = NOW - INGEST_LOOP_STUCK_SECONDS + 1
+    rt.health.ingest_loop_at = NOW - INGEST_LOOP_STUCK_SECONDS + 1
     assert liveness_report(rt, NOW) == {"status": "ok"}
 
 
 def test_failing_wins_over_degraded_and_lists_both() -> None:
     rt = ready_runtime()
-    rt.health.update(last_commit_ok=False, last_commit_error="CommitFailedError()")
-    rt.health["ingest_loop_at"] = NOW - INGEST_LOOP_STUCK_SECONDS - 1
+    rt.health = replace(rt.health, last_commit_ok=False, last_commit_error="CommitFailedError()")
+    rt.health.ingest_loop_at = NOW - INGEST_LOOP_STUCK_SECONDS - 1
     body = health_report(rt, NOW)
     assert body["status"] == "failing"
     assert body["problems"][0] == "offset commit failing: CommitFailedError()"
@@ -133,10 +135,10 @@ def test_failing_wins_over_degraded_and_lists_both() -> None:
 
 def test_liveness_fails_on_a_crash_or_a_stuck_recovery_not_on_a_commit() -> None:
     rt = ready_runtime()
-    rt.health.update(last_commit_ok=False, last_commit_error="X()")
+    rt.health = replace(rt.health, last_commit_ok=False, last_commit_error="X()")
     assert liveness_report(rt, NOW) == {"status": "ok"}
-    rt.health["recovering_since"] = NOW - RECOVERY_STUCK_SECONDS - 1
-    rt.health["ingest"] = "crashed"
+    rt.health.recovering_since = NOW - RECOVERY_STUCK_SECONDS - 1
+    rt.health.ingest = "crashed"
     assert liveness_report(rt, NOW) == {
         "status": "failing",
         "problems": [
@@ -148,13 +150,15 @@ def test_liveness_fails_on_a_crash_or_a_stuck_recovery_not_on_a_commit() -> None
 
 def test_a_crashed_loop_is_not_also_reported_stuck() -> None:
     rt = ready_runtime()
-    rt.health.update(ingest="crashed", ingest_loop_at=NOW - 10 * INGEST_LOOP_STUCK_SECONDS)
+    rt.health = replace(
+        rt.health, ingest="crashed", ingest_loop_at=NOW - 10 * INGEST_LOOP_STUCK_SECONDS
+    )
     assert liveness_report(rt, NOW)["problems"] == ["ingest loop crashed"]
 
 
 def test_readiness_names_every_missing_condition() -> None:
     rt = Runtime(Settings())
-    rt.health.update(last_commit_ok=False, last_commit_error="CommitFailedError()")
+    rt.health = replace(rt.health, last_commit_ok=False, last_commit_error="CommitFailedError()")
     assert readiness_report(rt, NOW) == {
         "status": "not_ready",
         "problems": [
@@ -168,13 +172,13 @@ def test_readiness_names_every_missing_condition() -> None:
 
 def test_a_worker_with_no_partitions_to_own_is_still_ready() -> None:
     rt = ready_runtime()
-    rt.health.update(ingest_partitions=[], stage2_partitions=[])
+    rt.health = replace(rt.health, ingest_partitions=[], stage2_partitions=[])
     assert readiness_report(rt, NOW) == {"status": "ready"}
 
 
 def test_no_commit_yet_is_ready() -> None:
     rt = ready_runtime()
-    del rt.health["last_commit_ok"]
+    rt.health.last_commit_ok = None
     assert readiness_report(rt, NOW) == {"status": "ready"}
 
 
@@ -217,7 +221,9 @@ def test_views_of_a_fresh_app(tmp_path: Path) -> None:
 def test_views_of_a_ready_app(tmp_path: Path) -> None:
     def setup(rt: Runtime) -> None:
         rt.references_ready.set()
-        rt.health.update(ingest_partitions=[0], stage2_partitions=[0], last_commit_ok=True)
+        rt.health = replace(
+            rt.health, ingest_partitions=[0], stage2_partitions=[0], last_commit_ok=True
+        )
 
     got = serve(setup, tmp_path)
     assert got["/health"][0] == 200 and got["/health"][1]["status"] == "ok"
@@ -230,8 +236,8 @@ def test_views_when_degraded_and_when_failing(tmp_path: Path) -> None:
 
     def degraded(rt: Runtime) -> None:
         rt.references_ready.set()
-        rt.health.update(ingest_partitions=[0], stage2_partitions=[0])
-        rt.health["ingest_loop_at"] = time.time() - INGEST_LOOP_STUCK_SECONDS - 30
+        rt.health = replace(rt.health, ingest_partitions=[0], stage2_partitions=[0])
+        rt.health.ingest_loop_at = time.time() - INGEST_LOOP_STUCK_SECONDS - 30
 
     got = serve(degraded, tmp_path)
     assert got["/health"][0] == 200 and got["/health"][1]["status"] == "degraded"
@@ -239,7 +245,7 @@ def test_views_when_degraded_and_when_failing(tmp_path: Path) -> None:
     assert got["/health/ready"][0] == 503
 
     def failing(rt: Runtime) -> None:
-        rt.health.update(ingest="crashed")
+        rt.health = replace(rt.health, ingest="crashed")
 
     got = serve(failing, tmp_path)
     assert got["/health"][0] == 503 and got["/health"][1]["problems"] == ["ingest loop crashed"]

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_drift.pipeline.events import EventDecoder, RawRecord, RejectReason
+from stream_drift.pipeline.decode import EventDecoder
+from stream_drift.pipeline.events import RawRecord, RejectReason
 from stream_drift.pipeline.ingest import IngestAccumulator
 from stream_drift.pipeline.partials import Partial
 from stream_drift.pipeline.reference import ReferenceProfile, build_reference
@@ -68,7 +69,7 @@ def _one(partials: list[Partial], **match: str) -> Partial:
 
 
 def _hist(p: Partial, step: float, series: str, ref: ReferenceProfile) -> Histogram:
-    return Histogram.from_dict(p.steps[step][series], ref.series[series].histogram.binning)
+    return p.steps[step][series].to_histogram(ref.series[series].histogram.binning)
 
 
 def test_step_must_be_positive() -> None:
@@ -481,7 +482,7 @@ def test_wrong_kind_values_are_counted_apart_from_missing_ones() -> None:
     assert amount.missing_ratio == pytest.approx(1 / 6)
     assert amount.mismatch_ratio == pytest.approx(3 / 6)
     # The serialised partial carries the count (stage 2 slides it like any other).
-    assert p.steps[T0]["amount"]["mismatched"] == 3
+    assert p.steps[T0]["amount"].mismatched == 3
     # A number where the reference has categories is a category, not a mismatch.
     out = acc.add_records([_rec(_event(T0, country=49.0), 10)])
     assert out.mismatched == {}

@@ -1,21 +1,28 @@
-"""The Kafka client helpers' offline parts: turning data sets into events to replay."""
+"""The Kafka client helpers' offline parts: turning data sets into events to replay
+(``stream_drift.tools.produce``), the one read loop, the partition lookup and the one-line
+errors of the client commands, against stand-ins for aiokafka's clients."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import msgspec
 import numpy as np
 import pytest
 
-from stream_drift.app.kafka_io import load_events, rows_as_events
-from stream_drift.pipeline.events import Event, EventDecoder, RawRecord
+from stream_drift.pipeline.decode import EventDecoder
+from stream_drift.pipeline.events import Event, RawRecord
 from stream_drift.pipeline.ingest import IngestAccumulator
 from stream_drift.pipeline.registry import ReferenceRegistry
-from stream_drift.stats.histogram import Histogram
 from stream_drift.tools.datasets import DataError, build_reference_from_file, read_columns
+from stream_drift.tools.produce import load_events, rows_as_events
 
 
 def _decode(values: list[bytes]) -> list[Event]:
@@ -160,7 +167,7 @@ def test_replaying_the_training_set_reproduces_the_reference(tmp_path: Path) -> 
     for name, s in ref.series.items():
         total = s.empty()
         for step in partial.steps.values():
-            total.merge_in(Histogram.from_dict(step[name], s.histogram.binning))
+            total.merge_in(step[name].to_histogram(s.histogram.binning))
         assert total == s.histogram, name
     cols = read_columns(path)
     assert math.isnan(cols["amount"][0])
@@ -178,3 +185,169 @@ def test_prediction_named_columns_become_named_outputs() -> None:
     assert decoded.values == {"a": 1.0, "prediction.p": 0.2, "prediction.label": "yes"}
     with pytest.raises(ValueError, match="--prediction"):
         list(rows_as_events({"prediction": [1], "prediction.p": [2]}, model="m"))
+
+
+# --- the one read loop -------------------------------------------------------------------------
+
+
+class _Consumer:
+    """Stands in for a started consumer: each poll returns the next planned batch (``[]`` is
+    an empty poll that takes ``poll_seconds``); ``assigned`` says whether the group has
+    assigned partitions yet."""
+
+    def __init__(self, batches: list[list[int]], *, assigned: bool = True) -> None:
+        self.batches = list(batches)
+        self.assigned = assigned
+        self.polls: list[dict[str, Any]] = []
+
+    async def getmany(self, *, timeout_ms: int, max_records: int | None) -> dict[str, Any]:
+        self.polls.append({"timeout_ms": timeout_ms, "max_records": max_records})
+        batch = self.batches.pop(0) if self.batches else []
+        if not batch:
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        return {"tp": [SimpleNamespace(offset=o) for o in batch]}
+
+    def assignment(self) -> set[str]:
+        return {"tp"} if self.assigned else set()
+
+
+def _read(consumer: _Consumer, **kwargs: Any) -> tuple[list[int], float]:
+    from stream_drift.app.kafka_io import read_records
+
+    async def run() -> list[int]:
+        return [r.offset async for r in read_records(consumer, poll_seconds=0.02, **kwargs)]
+
+    start = time.monotonic()
+    offsets = asyncio.run(run())
+    return offsets, time.monotonic() - start
+
+
+def test_read_records_stops_when_idle_and_not_while_records_come() -> None:
+    consumer = _Consumer([[0, 1], [], [2], [], [3]])
+    offsets, _ = _read(consumer, idle_timeout=0.03)
+    # One empty poll (0.02 s) is not idle enough; two are.
+    assert offsets == [0, 1, 2, 3]
+    assert consumer.polls[0] == {"timeout_ms": 20, "max_records": None}
+
+
+def test_read_records_stops_when_caught_up_or_at_max_seconds() -> None:
+    checks: list[int] = []
+
+    async def caught_up() -> bool:
+        checks.append(1)
+        return len(checks) == 2
+
+    offsets, _ = _read(_Consumer([[0], [1], [2]]), caught_up=caught_up)
+    assert offsets == [0, 1]
+    offsets, took = _read(_Consumer([[0]] * 10_000), max_seconds=0.2, max_records=1)
+    assert 0.2 <= took < 2.0
+    assert offsets[:3] == [0, 0, 0]
+
+
+def test_read_records_does_not_count_a_group_join_as_idle() -> None:
+    joining = _Consumer([], assigned=False)
+    _, took = _read(joining, idle_timeout=0.01, join_grace=0.3)
+    assert took >= 0.3  # idle only counts after the grace
+    _, took = _read(_Consumer([], assigned=True), idle_timeout=0.01, join_grace=0.3)
+    assert took < 0.3
+
+
+def test_read_records_without_idle_timeout_keeps_following() -> None:
+    from stream_drift.app.kafka_io import read_records
+
+    async def run() -> list[int]:
+        out = []
+        async for r in read_records(_Consumer([[0], [], [], [], [], [1]]), poll_seconds=0.01):
+            out.append(r.offset)
+            if r.offset == 1:
+                break
+        return out
+
+    assert asyncio.run(run()) == [0, 1]
+
+
+# --- partition lookup --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A stand-in admin client whose ``describe_topics`` lists ``state["topics"]`` (name ->
+    partitions), after ``state["late"]`` calls that list nothing."""
+    import aiokafka.admin
+
+    state: dict[str, Any] = {"topics": {}, "late": 0, "asked": [], "closed": 0}
+
+    class Admin:
+        def __init__(self, **kwargs: Any) -> None:
+            state["kwargs"] = kwargs
+
+        async def start(self) -> None:
+            pass
+
+        async def close(self) -> None:
+            state["closed"] += 1
+
+        async def describe_topics(self, topics: list[str] | None = None) -> list[Any]:
+            state["asked"].append(topics)
+            if state["late"]:
+                state["late"] -= 1
+                return []
+            return [
+                {"topic": name, "error_code": 0, "partitions": [{"partition": p} for p in parts]}
+                for name, parts in state["topics"].items()
+            ]
+
+    monkeypatch.setattr(aiokafka.admin, "AIOKafkaAdminClient", Admin)
+    yield state
+
+
+def test_partition_ids_waits_for_a_new_topic_and_never_names_it(
+    admin_client: dict[str, Any],
+) -> None:
+    from stream_drift.app.admin import partition_ids
+
+    admin_client["topics"] = {"other": [0], "alerts": [2, 0, 1]}
+    admin_client["late"] = 2
+    found = asyncio.run(partition_ids("k:1", "alerts", security={"security_protocol": "SSL"}))
+    assert found == [0, 1, 2]
+    # Naming the topic in a metadata request would make Tansu create it.
+    assert admin_client["asked"] == [None, None, None]
+    assert admin_client["kwargs"]["security_protocol"] == "SSL"
+    assert admin_client["closed"] == 1
+
+
+def test_partition_ids_of_a_missing_topic(admin_client: dict[str, Any]) -> None:
+    from stream_drift.app.admin import TopicNotFoundError, partition_ids
+
+    admin_client["topics"] = {"other": [0]}
+    with pytest.raises(TopicNotFoundError, match="'alerts' not found"):
+        asyncio.run(partition_ids("k:1", "alerts", wait=0.2))
+    assert admin_client["closed"] == 1
+
+
+# --- one-line errors ---------------------------------------------------------------------------
+
+
+def test_run_client_turns_kafka_failures_into_one_line() -> None:
+    from aiokafka.errors import KafkaError
+
+    from stream_drift.app.kafka_io import BrokerUnreachableError, ClientCommandError, run_client
+
+    async def answer() -> int:
+        return 7
+
+    async def fail(exc: Exception) -> None:
+        raise exc
+
+    assert run_client(answer(), "k:1") == 7
+    with pytest.raises(ClientCommandError) as caught:
+        run_client(fail(BrokerUnreachableError("k:1", 2.0, "refused")), "k:1")
+    assert str(caught.value) == (
+        "cannot reach Kafka at k:1 within 2 s (is the broker running? "
+        "--bootstrap/kafka.bootstrap_servers; last error: refused)"
+    )
+    with pytest.raises(ClientCommandError, match=r"^Kafka at k:1: KafkaError: boom$"):
+        run_client(fail(KafkaError("boom")), "k:1")
+    with pytest.raises(ValueError):
+        run_client(fail(ValueError("not ours")), "k:1")

@@ -141,9 +141,7 @@ def test_module_imports_only_what_its_layer_may(module: str) -> None:
 
 
 def test_no_import_cycle() -> None:
-    graph = {
-        m: _ours(_imports(tree, m, top_level_only=True)) - {m} for m, tree in MODULES.items()
-    }
+    graph = {m: _ours(_imports(tree, m, top_level_only=True)) - {m} for m, tree in MODULES.items()}
     seen: dict[str, int] = {}  # 1 visiting, 2 done
 
     def visit(node: str, path: list[str]) -> None:

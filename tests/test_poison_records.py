@@ -455,7 +455,7 @@ def test_dead_letter_refused_as_too_large_is_sent_smaller_and_committed() -> Non
     assert doc["truncated"] and doc["original_bytes"] == len(big)
     assert doc["original_sha256"] == hashlib.sha256(big).hexdigest()
     assert s.consumer.commits == [committed] and failures(s) == {}
-    assert s.svc.runtime.health["last_commit_ok"] is True
+    assert s.svc.runtime.health.last_commit_ok is True
 
 
 def test_record_failing_for_itself_is_skipped_counted_and_committed(
@@ -511,7 +511,7 @@ def test_outage_holds_the_offsets_back_until_the_records_are_delivered() -> None
     async def run() -> dict[TopicPartition, int]:
         task = asyncio.ensure_future(ingest(s, [*GOOD, b"[]"]))
         while not task.done():
-            seen_health.append(s.svc.runtime.health.get("last_commit_ok"))
+            seen_health.append(s.svc.runtime.health.last_commit_ok)
             assert s.consumer.commits == []  # not before the dead letter is delivered
             await asyncio.sleep(0.05)
         return await task
@@ -520,7 +520,7 @@ def test_outage_holds_the_offsets_back_until_the_records_are_delivered() -> None
     committed = asyncio.run(run())
     assert len(s.deadletter.attempts) == 4 and len(s.deadletter.delivered) == 1
     assert s.consumer.commits == [committed] and failures(s) == {}
-    assert False in seen_health and s.svc.runtime.health["last_commit_ok"] is True
+    assert False in seen_health and s.svc.runtime.health.last_commit_ok is True
     assert time.monotonic() - started >= 0.5 + 1.0 + 2.0 - 0.1  # back-off 0.5, 1, 2 s
 
 
@@ -531,5 +531,5 @@ def test_outage_when_stopping_leaves_the_offsets_uncommitted() -> None:
     s.svc._stopping = True
     asyncio.run(ingest(s, [*GOOD, b"[]"]))
     assert s.consumer.commits == []  # a restart replays them
-    assert s.svc.runtime.health["last_commit_ok"] is False
-    assert "offsets not committed" in str(s.svc.runtime.health["last_commit_error"])
+    assert s.svc.runtime.health.last_commit_ok is False
+    assert "offsets not committed" in str(s.svc.runtime.health.last_commit_error)

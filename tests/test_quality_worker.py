@@ -19,20 +19,18 @@ from test_worker_kafka import (
     SLIDING,
     VERSION,
     Deployment,
+    deployed,
     encode,
     make_events,
     make_reference,
     make_settings,
     next_base,
-    publish,
     sample,
     scrape,
-    start_all,
-    stop_all,
     wait_until,
 )
 
-from stream_drift.pipeline.alerts import format_timestamp
+from stream_drift.pipeline.alert_text import format_timestamp
 from stream_drift.tools.embedded import EmbeddedBroker
 from stream_drift.tools.supervisor import WorkerProcess
 
@@ -53,14 +51,10 @@ def quality(
     assert settings.alerts.fire_after == 1
     assert settings.decision.quality_alerts
     references = {QUALITY_MODEL: make_reference(QUALITY_MODEL)}
-    publish(settings, *references.values())
-    worker = WorkerProcess(settings, workdir, name="quality-worker")
-    deployment = Deployment(settings, [worker], references)
-    try:
-        start_all([worker])
-        yield deployment
-    finally:
-        stop_all([worker])
+    with deployed(
+        settings, references, [WorkerProcess(settings, workdir, name="quality-worker")]
+    ) as d:
+        yield d
 
 
 @pytest.mark.timeout(240)
@@ -81,12 +75,7 @@ def test_a_type_change_mid_stream_is_counted_and_alerted_as_data_quality(
     d.send(QUALITY_MODEL, [encode(e) for e in events], prime=True)
 
     last_end = base + 25
-    results = d.wait_results(
-        QUALITY_MODEL,
-        lambda rs: any(r["window_end_ts"] >= last_end for r in rs),
-        timeout=90,
-        what=f"the {QUALITY_MODEL} window ending at {format_timestamp(last_end)}",
-    )
+    results = d.wait_window_end(QUALITY_MODEL, last_end, timeout=90)
     labels = {"model": QUALITY_MODEL, "feature": "age", "reason": "type_mismatch"}
     # Stage 1 has counted every batch before stage 2 closed the last window from its partials.
     samples = wait_until(

@@ -19,12 +19,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_drift.pipeline.evaluator import VersionWindow, WindowPolicy
+from stream_drift.config import WindowPolicy
 from stream_drift.pipeline.events import RawRecord
 from stream_drift.pipeline.ingest import IngestAccumulator
 from stream_drift.pipeline.partials import Partial, decode_message
 from stream_drift.pipeline.reference import build_reference
 from stream_drift.pipeline.registry import ReferenceRegistry
+from stream_drift.pipeline.windows import VersionWindow
 from stream_drift.stats.histogram import Histogram
 
 STEP = 60.0
@@ -36,8 +37,15 @@ REF = build_reference(
     },
     model="m",
 )
+# Processing time (now=0) runs far behind event time here: no bound on event time ahead of it.
+NO_FUTURE_LIMIT = 1e12
 # No step closes during the simulation: everything stays pending, to be compared.
-POLICY = WindowPolicy(size_seconds=3600, step_seconds=STEP, allowed_lateness_seconds=1e9)
+POLICY = WindowPolicy(
+    size_seconds=3600,
+    step_seconds=int(STEP),
+    allowed_lateness_seconds=1e9,
+    max_future_seconds=NO_FUTURE_LIMIT,
+)
 
 
 def records(n: int, seed: int) -> list[RawRecord]:
@@ -179,7 +187,12 @@ def test_with_steps_closing_meanwhile_no_event_is_lost_or_counted_twice(
             r = RawRecord(json.dumps(event).encode(), r.topic, r.partition, r.offset, 0)
         recs.append(r)
     valid = sum(1 for r in recs if r.value != b"not json")
-    policy = WindowPolicy(size_seconds=STEP * 100, step_seconds=STEP, allowed_lateness_seconds=0)
+    policy = WindowPolicy(
+        size_seconds=int(STEP) * 100,
+        step_seconds=int(STEP),
+        allowed_lateness_seconds=0,
+        max_future_seconds=NO_FUTURE_LIMIT,
+    )
     rng = random.Random(seed)
     window = VersionWindow(REF, policy)
     committed, crashes = 0, 0

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import pytest
-import yaml
 from pydantic import SecretStr
 
 import stream_drift
-from stream_drift.config import ConfigError, KafkaSettings, Settings, _Loader, load_settings
+from stream_drift.app.faust_config import faust_settings
+from stream_drift.config import ConfigError, KafkaSettings, Settings, load_settings
+from stream_drift.config.yaml_io import YAMLError, parse_yaml
 
 PACKAGE = Path(stream_drift.__file__).resolve().parent
 ROOT = PACKAGE.parent
@@ -99,7 +100,7 @@ def test_plaintext_is_the_default_and_adds_nothing() -> None:
     assert s.kafka.connect_timeout_seconds == DEFAULT_CONNECT_TIMEOUT == 10.0
     assert s.kafka.security_protocol == "PLAINTEXT"
     assert s.kafka.client_kwargs() == {"security_protocol": "PLAINTEXT"}
-    assert s.faust_settings()["broker_credentials"] is None
+    assert faust_settings(s)["broker_credentials"] is None
 
 
 def test_sasl_plaintext_kwargs_from_the_environment() -> None:
@@ -273,7 +274,7 @@ def test_faust_credentials_do_not_show_the_password(pki: dict[str, Path]) -> Non
     from faust.auth import SASLCredentials
 
     s = Settings().override({"kafka": sasl_ssl(pki).model_dump()})
-    creds = s.faust_settings()["broker_credentials"]
+    creds = faust_settings(s)["broker_credentials"]
     assert isinstance(creds, SASLCredentials)
     assert (creds.username, creds.password, creds.mechanism.value) == (
         "drift",
@@ -423,13 +424,20 @@ class _Recorder:
 
         return Response()
 
+    async def describe_topics(self, *args: Any) -> list[dict[str, Any]]:
+        # The topics ``run_all`` reads: alerts, and the worker's references.
+        return [
+            {"topic": name, "error_code": 0, "partitions": [{"partition": 0}]}
+            for name in ("alerts", "drift.references")
+        ]
+
 
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     import aiokafka
     import aiokafka.admin
 
-    from stream_drift.app import ingest, references
+    from stream_drift.app import ingest
 
     built: list[tuple[str, dict[str, Any]]] = []
     classes = {
@@ -440,7 +448,6 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[s
     monkeypatch.setattr(aiokafka, "AIOKafkaConsumer", classes["AIOKafkaConsumer"])
     monkeypatch.setattr(aiokafka.admin, "AIOKafkaAdminClient", classes["AIOKafkaAdminClient"])
     monkeypatch.setattr(ingest, "AIOKafkaConsumer", classes["AIOKafkaConsumer"])
-    monkeypatch.setattr(references, "AIOKafkaConsumer", classes["AIOKafkaConsumer"])
     yield built
 
 
@@ -450,11 +457,11 @@ def test_worker_services_and_client_commands_pass_the_kwargs(
     """Stage 1's consumer, the reference reader, and the clients of ``reference publish``,
     ``produce``, ``alerts``, the worker's reachability check and topic creation."""
     from stream_drift.app import kafka_io
+    from stream_drift.app.admin import create_topics
     from stream_drift.app.ingest import IngestService
     from stream_drift.app.references import ReferenceFollower
     from stream_drift.app.runtime import Runtime
     from stream_drift.pipeline.reference import build_reference
-    from stream_drift.tools.embedded import create_topics
 
     s = load_settings(env={**SASL_ENV, "STREAM_DRIFT_WORKER__DATA_DIR": str(tmp_path)})
     expected = s.kafka.client_kwargs()
@@ -478,10 +485,12 @@ def test_worker_services_and_client_commands_pass_the_kwargs(
     assert kinds == [
         "AIOKafkaConsumer",  # stage 1
         "AIOKafkaConsumer",  # references
+        "AIOKafkaAdminClient",  # ... and its partition lookup
         "AIOKafkaProducer",  # reference publish
         "AIOKafkaAdminClient",  # ... and its topic creation
         "AIOKafkaProducer",  # produce
         "AIOKafkaConsumer",  # alerts
+        "AIOKafkaAdminClient",  # ... and its partition lookup
         "AIOKafkaAdminClient",  # worker start-up check
         "AIOKafkaAdminClient",  # create_topics
     ]
@@ -574,7 +583,7 @@ def test_the_scan_sees_the_clients() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and _call_name(node) in CLIENT_CLASSES:
                 counts[path.name] = counts.get(path.name, 0) + 1
-    assert {"kafka_io.py", "ingest.py", "references.py", "embedded.py"} <= set(counts)
+    assert {"kafka_io.py", "ingest.py", "admin.py"} <= set(counts)
 
 
 def test_no_kafka_client_is_built_without_the_security_kwargs() -> None:
@@ -618,7 +627,7 @@ FORBIDDEN_ATTRS = {
     ("pd", "read_pickle"),
     ("pandas", "read_pickle"),
 }
-SAFE_LOADERS = {"SafeLoader", "CSafeLoader", "BaseLoader", "_Loader"}
+SAFE_LOADERS = {"SafeLoader", "CSafeLoader", "BaseLoader"}
 
 
 def _unsafe(tree: ast.AST) -> list[str]:
@@ -632,6 +641,10 @@ def _unsafe(tree: ast.AST) -> list[str]:
             func = node.func
             if isinstance(func, ast.Name) and func.id in FORBIDDEN_CALLS:
                 out.append(f"{func.id}() line {node.lineno}")
+            if isinstance(func, ast.Name) and func.id == "YAML":  # ruamel.yaml
+                typ = {kw.arg: kw.value for kw in node.keywords}.get("typ")
+                if not (isinstance(typ, ast.Constant) and typ.value == "safe"):
+                    out.append(f"YAML() without typ='safe' line {node.lineno}")
             if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
                 pair = (func.value.id, func.attr)
                 if pair in FORBIDDEN_ATTRS:
@@ -659,9 +672,8 @@ def test_no_unsafe_deserialisation_or_code_execution_in_the_package() -> None:
 
 
 def test_the_yaml_loader_in_use_is_safe() -> None:
-    assert issubclass(_Loader, yaml.SafeLoader)
-    with pytest.raises(yaml.constructor.ConstructorError):
-        yaml.load("!!python/object/apply:os.system ['true']", Loader=_Loader)
+    with pytest.raises(YAMLError, match="could not determine a constructor"):
+        parse_yaml("!!python/object/apply:os.system ['true']")
 
 
 def test_the_unsafe_scan_catches_each_pattern() -> None:
@@ -673,18 +685,22 @@ def test_the_unsafe_scan_catches_each_pattern() -> None:
         "yaml.load(s)",
         "yaml.load(s, Loader=yaml.Loader)",
         "yaml.unsafe_load(s)",
+        "YAML(typ='unsafe')",
+        "YAML()",
         "np.load(p)",
     ]
     for code in samples:
         assert _unsafe(ast.parse(code)), code
-    assert _unsafe(ast.parse("yaml.load(s, Loader=_Loader); np.load(p, allow_pickle=False)")) == []
+    safe = "yaml.load(s, Loader=SafeLoader); np.load(p, allow_pickle=False); YAML(typ='safe')"
+    assert _unsafe(ast.parse(safe)) == []
 
 
 def test_the_package_scan_covers_input_paths() -> None:
     names = {p.relative_to(PACKAGE).as_posix() for p in _sources()}
     assert {
-        "config/__init__.py",
+        "config/yaml_io.py",
         "pipeline/events.py",
+        "pipeline/decode.py",
         "pipeline/reference.py",
         "tools/datasets.py",
         "cli.py",

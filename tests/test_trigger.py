@@ -11,8 +11,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from stream_drift.pipeline.alert_record import Alert
+from stream_drift.pipeline.alerts import AlertTracker
+from stream_drift.stats.result import DriftResult, Severity
 from stream_drift.tools.trigger import (
     ENV_FIELDS,
     AlertFilter,
@@ -91,6 +95,37 @@ def test_alert_env_sets_every_field_and_keeps_the_base() -> None:
     }
     assert {k: v for k, v in env.items() if k.startswith("STREAM_DRIFT_ALERT_")} == expected
     assert len(expected) == len(ENV_FIELDS)
+
+
+def test_a_typed_alert_is_read_like_its_json_object() -> None:
+    tracker = AlertTracker()  # fires on the second drifting window
+    drift = DriftResult("psi", 0.31, 0.2, None, True, Severity.CRITICAL, 20_000, 2000)
+    for t in (1_764_237_600.0, 1_764_237_900.0):
+        typed = tracker.observe(
+            model="fraud",
+            model_version="7",
+            feature="amount",
+            result=drift,
+            window_start=t,
+            window_end=t + 300,
+            evaluated_at=t + 301,
+            reference_id="ref-1",
+        )
+    assert isinstance(typed, Alert) and typed.status == "firing"
+    wire = json.loads(msgspec.json.encode(typed))
+    assert alert_key(typed) == alert_key(wire) == (typed.alert_id, "firing")
+    assert alert_env(typed, base={}) == alert_env(wire, base={})
+    assert alert_env(typed, base={})["STREAM_DRIFT_ALERT_SUMMARY"] == typed.summary
+    for selection in (
+        AlertFilter(),
+        AlertFilter(min_severity="critical"),
+        AlertFilter(models=frozenset({"churn"})),
+        AlertFilter(statuses=frozenset({"resolved"})),
+    ):
+        assert selection.reason_to_skip(typed) == selection.reason_to_skip(wire)
+    assert AlertFilter(models=frozenset({"churn"})).reason_to_skip(typed) == (
+        "model fraud not selected"
+    )
 
 
 def test_alert_env_defaults_to_the_process_environment_and_strips_nul() -> None:

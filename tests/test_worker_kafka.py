@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream_drift.app.kafka_io import publish_reference
 from stream_drift.app.tables import STATE_TABLE
 from stream_drift.config import Settings
-from stream_drift.pipeline.alerts import format_timestamp
+from stream_drift.pipeline.alert_text import format_timestamp
 from stream_drift.pipeline.reference import ReferenceProfile, build_reference
 from stream_drift.tools.datasets import read_columns
 from stream_drift.tools.embedded import EmbeddedBroker, find_free_port
@@ -429,6 +430,29 @@ class Deployment:
         )
         return found
 
+    def wait_window_end(self, model: str, end: float, *, timeout: float) -> list[dict[str, Any]]:
+        """The model's results once one of them is of a window ending at ``end`` or later."""
+        return self.wait_results(
+            model,
+            lambda rs: any(r["window_end_ts"] >= end for r in rs),
+            timeout=timeout,
+            what=f"the {model} window ending at {format_timestamp(end)}",
+        )
+
+
+@contextmanager
+def deployed(
+    settings: Settings, references: dict[str, ReferenceProfile], workers: list[WorkerProcess]
+) -> Iterator[Deployment]:
+    """Publish the references, start the workers and wait until they are ready; stop them
+    on exit."""
+    publish(settings, *references.values())
+    try:
+        start_all(workers)
+        yield Deployment(settings, workers, references)
+    finally:
+        stop_all(workers)
+
 
 @pytest.fixture(scope="module")
 def sliding(
@@ -447,14 +471,10 @@ def sliding(
     )
     models = (DRIFT_MODEL, STEADY_MODEL, DEADLETTER_MODEL, BACKLOG_MODEL)
     references = {m: make_reference(m) for m in models}
-    publish(settings, *references.values())
-    worker = WorkerProcess(settings, workdir, name="sliding-worker")
-    deployment = Deployment(settings, [worker], references)
-    try:
-        start_all([worker])
-        yield deployment
-    finally:
-        stop_all([worker])
+    with deployed(
+        settings, references, [WorkerProcess(settings, workdir, name="sliding-worker")]
+    ) as d:
+        yield d
 
 
 @pytest.fixture(scope="module")
@@ -466,14 +486,10 @@ def tumbling(
     app_id = f"sd-tumbling-{uuid.uuid4().hex[:8]}"
     settings = make_settings(kafka_broker.bootstrap_servers, workdir, app_id, TUMBLING_60)
     references = {STATS_MODEL: make_reference(STATS_MODEL)}
-    publish(settings, *references.values())
-    worker = WorkerProcess(settings, workdir, name="tumbling-worker")
-    deployment = Deployment(settings, [worker], references)
-    try:
-        start_all([worker])
-        yield deployment
-    finally:
-        stop_all([worker])
+    with deployed(
+        settings, references, [WorkerProcess(settings, workdir, name="tumbling-worker")]
+    ) as d:
+        yield d
 
 
 @pytest.fixture
@@ -482,19 +498,14 @@ def pair(kafka_broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Deployment]:
     app_id = f"sd-pair-{uuid.uuid4().hex[:8]}"
     settings = make_settings(kafka_broker.bootstrap_servers, tmp_path, app_id, TUMBLING_60)
     references = {SPLIT_MODEL: make_reference(SPLIT_MODEL)}
-    publish(settings, *references.values())
     workers = []
     for name in ("worker-a", "worker-b"):
         own = settings.override(
             {"web.port": find_free_port(), "worker.data_dir": str(tmp_path / name)}
         )
         workers.append(WorkerProcess(own, tmp_path, name=name))
-    deployment = Deployment(settings, workers, references)
-    try:
-        start_all(workers)
-        yield deployment
-    finally:
-        stop_all(workers)
+    with deployed(settings, references, workers) as d:
+        yield d
 
 
 # -------------------------------------------------------------------------------- tests
@@ -514,12 +525,7 @@ def test_injected_drift_fires_one_complete_alert(sliding: Deployment, tmp_path: 
 
     # Windows end at +5, +10, +15, +20 (watermark), then +25 (processing-time fallback).
     last_end = base + 25
-    results = d.wait_results(
-        DRIFT_MODEL,
-        lambda rs: any(r["window_end_ts"] >= last_end for r in rs),
-        timeout=60,
-        what=f"the {DRIFT_MODEL} window ending at {format_timestamp(last_end)}",
-    )
+    results = d.wait_window_end(DRIFT_MODEL, last_end, timeout=60)
     alerts = d.alerts(DRIFT_MODEL, idle_s=1.0)
     done_at = time.time()
     summary = [
@@ -602,12 +608,7 @@ def test_no_drift_no_alert(sliding: Deployment, tmp_path: Path) -> None:
     d.send(STEADY_MODEL, [encode(e) for e in events], prime=True)
 
     last_end = base + 25
-    results = d.wait_results(
-        STEADY_MODEL,
-        lambda rs: any(r["window_end_ts"] >= last_end for r in rs),
-        timeout=60,
-        what=f"the {STEADY_MODEL} window ending at {format_timestamp(last_end)}",
-    )
+    results = d.wait_window_end(STEADY_MODEL, last_end, timeout=60)
     alerts = d.alerts(STEADY_MODEL, idle_s=1.5)
     context = f"\nalerts: {alerts}\nresults: {results}{d.logs()}"
     assert alerts == [], context
@@ -945,12 +946,7 @@ def test_backlog_over_partitions_is_not_counted_late(sliding: Deployment) -> Non
     base = next_base()
     events = make_events(BACKLOG_MODEL, 2000, rate=100.0, seed=61, start=base)
     d.send(BACKLOG_MODEL, [encode(e) for e in events], prime=False)
-    results = d.wait_results(
-        BACKLOG_MODEL,
-        lambda rs: any(r["window_end_ts"] >= base + 25 for r in rs),
-        timeout=60,
-        what=f"the {BACKLOG_MODEL} window ending at {format_timestamp(base + 25)}",
-    )
+    results = d.wait_window_end(BACKLOG_MODEL, base + 25, timeout=60)
     got = [
         (r["window_end_ts"] - base, r["n_events"], r["late_events"])
         for r in results

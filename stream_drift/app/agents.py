@@ -40,9 +40,9 @@ class EvaluatorCache:
             saved = self.table.get(model)
             rt = self.runtime
             ev = (
-                ModelEvaluator.from_dict(saved, rt.registry, rt.windows, rt.decision)
+                ModelEvaluator.from_dict(saved, rt.registry, rt.windows, rt.decision, rt.alerts)
                 if saved
-                else ModelEvaluator(model, rt.registry, rt.windows, rt.decision)
+                else ModelEvaluator(model, rt.registry, rt.windows, rt.decision, rt.alerts)
             )
             self.live[model] = ev
         return ev
@@ -90,7 +90,7 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
                 for stat, r in evaluation.results.items():
                     state = (
                         ev.tracker.state(model, feature, stat)
-                        if stat in (runtime.decision.alert_on)
+                        if stat in (runtime.decision.deciding)
                         else Severity.OK
                     )
                     metrics.observe_result(model, result.model_version, feature, r, state)
@@ -99,11 +99,9 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
         if lag is not None:
             metrics.set_watermark_lag(model, lag)
         for alert in out.alerts:
-            await topics.alerts.send(
-                key=str(alert["dedup_key"]).encode(), value=json.dumps(alert).encode()
-            )
-            if alert.get("status") in ("firing", "escalated"):
-                metrics.count_alert(model, str(alert["severity"]))
+            await topics.alerts.send(key=alert.dedup_key.encode(), value=msgspec.json.encode(alert))
+            if alert.status in ("firing", "escalated"):
+                metrics.count_alert(model, alert.severity)
 
     @app.agent(topics.partials, name=f"{runtime.settings.app_id}-evaluate")
     async def evaluate(stream: Any) -> None:
@@ -146,9 +144,10 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
         # /health turns to failing when a table recovery never ends (a rare Faust hang seen
         # after a takeover on Tansu), so the orchestrator restarts the worker.
         if getattr(app, "in_recovery", False):
-            runtime.health.setdefault("recovering_since", time.time())
+            if runtime.health.recovering_since is None:
+                runtime.health.recovering_since = time.time()
         else:
-            runtime.health.pop("recovering_since", None)
+            runtime.health.recovering_since = None
         owned = {
             tp.partition
             for tp in app.assignor.assigned_actives()
@@ -164,7 +163,7 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
             for tp in app.assignor.assigned_actives()
             if tp.topic == runtime.settings.topics.partials
         }
-        runtime.health["stage2_partitions"] = sorted(owned)
+        runtime.health.stage2_partitions = sorted(owned)
         cache.learn_partitions(owned)
         # Export only what this worker owns now; the new owners export the rest.
         metrics.retain_only(())

@@ -9,6 +9,7 @@ from typing import Any
 import faust
 import mode
 
+from stream_drift.app.faust_config import faust_settings
 from stream_drift.app.runtime import Runtime
 from stream_drift.config import Settings
 
@@ -23,11 +24,11 @@ class CommitWatch(faust.Sensor):
         self.runtime = runtime
 
     def on_commit_initiated(self, consumer: Any) -> Any:
-        self.runtime.health["stage2_commit_started"] = time.time()
+        self.runtime.health.stage2_commit_started = time.time()
         return None
 
     def on_commit_completed(self, consumer: Any, state: Any) -> None:
-        self.runtime.health.pop("stage2_commit_started", None)
+        self.runtime.health.stage2_commit_started = None
 
 
 class StreamDriftApp(faust.App):
@@ -56,7 +57,7 @@ def create_app(settings: Settings) -> StreamDriftApp:
     from stream_drift.app import agents, ingest, references, tables, topics, web
 
     app = StreamDriftApp(
-        **settings.faust_settings(),
+        **faust_settings(settings),
         web_bind=settings.web.host,
         web_enabled=True,
     )

@@ -37,12 +37,8 @@ from faust.exceptions import FaustError
 
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
-from stream_drift.pipeline.events import (
-    DEADLETTER_MIN_BYTES,
-    RawRecord,
-    Rejection,
-    deadletter_payload,
-)
+from stream_drift.pipeline.deadletter import DEADLETTER_MIN_BYTES, deadletter_payload
+from stream_drift.pipeline.events import RawRecord, Rejection
 from stream_drift.pipeline.ingest import BatchOutcome, IngestAccumulator
 from stream_drift.pipeline.registry import reference_record_key
 
@@ -137,7 +133,7 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         service = self.service
-        service.runtime.health["ingest_partitions"] = sorted(tp.partition for tp in assigned)
+        service.runtime.health.ingest_partitions = sorted(tp.partition for tp in assigned)
         # One writer per lag series: drop the partitions that moved to another worker.
         service.runtime.metrics.retain_partitions([(tp.topic, tp.partition) for tp in assigned])
         for tp in list(service.next_offsets):
@@ -189,7 +185,7 @@ class IngestService(mode.Service):
         )
         await self.consumer.start()
         self.consumer.subscribe([s.topics.events], listener=_FlushOnRevoke(self))
-        self.runtime.health["ingest"] = "started"
+        self.runtime.health.ingest = "started"
 
     async def on_stop(self) -> None:
         self._stopping = True
@@ -209,7 +205,7 @@ class IngestService(mode.Service):
             raise
         except Exception:
             log.exception("ingest loop crashed")
-            self.runtime.health["ingest"] = "crashed"
+            self.runtime.health.ingest = "crashed"
             raise
         finally:
             self._loop_done.set()
@@ -227,15 +223,16 @@ class IngestService(mode.Service):
         s = self.runtime.settings
         interval = s.ingest.flush_interval_seconds
         while not self._stopping and not self.should_stop:
-            self.runtime.health["ingest_loop_at"] = time.time()  # /health/live: loop not stuck
+            self.runtime.health.ingest_loop_at = time.time()  # /health/live: loop not stuck
             batch = await consumer.getmany(timeout_ms=100, max_records=s.kafka.consumer_max_records)
             if batch:
                 health = self.runtime.health
                 now = time.time()
-                health.setdefault("first_batch_at", now)
-                health["last_batch_at"] = now
+                if health.first_batch_at is None:
+                    health.first_batch_at = now
+                health.last_batch_at = now
                 self._consumed += sum(len(msgs) for msgs in batch.values())
-                health["records_consumed"] = self._consumed
+                health.records_consumed = self._consumed
                 records = []
                 for tp, msgs in batch.items():
                     if tp.topic not in self.accumulator.topic_partitions:
@@ -272,14 +269,14 @@ class IngestService(mode.Service):
             position = self.next_offsets.get(tp)
             if highwater is None or position is None:
                 continue  # nothing fetched from it yet: no figure rather than a guess
-            if highwater < position and "broker_lost_log" not in self.runtime.health:
+            if highwater < position and self.runtime.health.broker_lost_log is None:
                 # Offsets already read are gone: the broker lost its state (or the topic was
                 # re-created). Sticky: this worker's state no longer matches the broker's.
-                self.runtime.health["broker_lost_log"] = (
+                self.runtime.health.broker_lost_log = (
                     f"{tp.topic}/{tp.partition}: high-water mark {highwater} below offset "
                     f"{position} already read"
                 )
-                log.error("broker lost its log? %s", self.runtime.health["broker_lost_log"])
+                log.error("broker lost its log? %s", self.runtime.health.broker_lost_log)
             self.runtime.metrics.set_consumer_lag(tp.topic, tp.partition, highwater - position)
             total += highwater - position
         self.runtime.note_consumer_lag(total, time.time())  # /health: falling behind?
@@ -290,7 +287,7 @@ class IngestService(mode.Service):
         No send error escapes: a record the producer refuses keeps its error and
         :meth:`flush` decides what to do with it. A dead letter fits
         ``ingest.deadletter_max_bytes`` whatever the record's size (its copy of the record
-        is cut, see :func:`~stream_drift.pipeline.events.deadletter_payload`).
+        is cut, see :func:`~stream_drift.pipeline.deadletter.deadletter_payload`).
         """
         metrics = self.runtime.metrics
         for model, n in outcome.accepted.items():
@@ -370,17 +367,17 @@ class IngestService(mode.Service):
                     # state) forever: bounded, it becomes a failure /health reports.
                     await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
                 except Exception as exc:  # health reports it; the next flush retries
-                    self.runtime.health["last_commit_error"] = repr(exc)
-                    self.runtime.health["last_commit_ok"] = False
+                    self.runtime.health.last_commit_error = repr(exc)
+                    self.runtime.health.last_commit_ok = False
                     log.error("ingest commit failed: %r", exc)
                     return
                 for tp, off in offsets.items():
                     if self._offsets.get(tp) == off:
                         del self._offsets[tp]
-            if self.runtime.health.get("last_commit_ok") is False:
+            if self.runtime.health.last_commit_ok is False:
                 log.info("ingest records delivered and offsets committed again")
-            self.runtime.health["last_commit_ok"] = True
-            self.runtime.health["last_flush_at"] = time.time()
+            self.runtime.health.last_commit_ok = True
+            self.runtime.health.last_flush_at = time.time()
 
     def _deadletter(self, rejection: Rejection, budget: int) -> _Outgoing:
         """The dead letter of ``rejection``: key + value within ``budget`` bytes.
@@ -532,5 +529,5 @@ class IngestService(mode.Service):
         if now - self._held_back_logged >= _ACK_REPORT_SECONDS:  # not once a second
             self._held_back_logged = now
             log.warning("ingest %s", message)
-        self.runtime.health["last_commit_ok"] = False
-        self.runtime.health["last_commit_error"] = message
+        self.runtime.health.last_commit_ok = False
+        self.runtime.health.last_commit_error = message

@@ -1,6 +1,7 @@
-"""Small Kafka clients for the command line: publish references, replay events, follow topics.
+"""Small Kafka clients: publish references, replay events, read and follow topics.
 
-Every client here takes ``security``, the keyword arguments of
+Every consumer is opened by :func:`open_consumer` and read by :func:`read_records`. Every
+client here takes ``security``, the keyword arguments of
 :meth:`stream_drift.config.KafkaSettings.client_kwargs` (TLS, SASL; ``None`` is PLAINTEXT),
 and ``connect_timeout``: a broker that does not answer within it raises
 :class:`BrokerUnreachableError` instead of aiokafka's retries and traceback.
@@ -13,21 +14,25 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import msgspec
-import numpy as np
-
-from stream_drift.pipeline.events import PREDICTION_SERIES, is_prediction_series
-from stream_drift.pipeline.reference import ReferenceProfile
-from stream_drift.tools.datasets import detect_format, is_event, read_columns
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import ConsumerRecord
+
+    from stream_drift.pipeline.reference import ReferenceProfile
     from stream_drift.pipeline.registry import PublishedReference
 
-_encode = msgspec.json.Encoder().encode
+_T = TypeVar("_T")
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds a client waits for the brokers when none is given (``kafka.connect_timeout_seconds``
@@ -104,6 +109,50 @@ async def _close_quietly(client: Any) -> None:
     close = getattr(client, "stop", None) or client.close  # admin clients have close()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(close(), timeout=5)
+
+
+class ClientCommandError(Exception):
+    """A client command failed; the message is the one line the command line prints.
+
+    Examples
+    --------
+    >>> str(ClientCommandError("Kafka at k:1: no"))
+    'Kafka at k:1: no'
+    """
+
+
+_UNREACHABLE_HINT = "is the broker running? --bootstrap/kafka.bootstrap_servers"
+
+
+def run_client(main: Coroutine[Any, Any, _T], bootstrap: str) -> _T:
+    """Run a client command's coroutine to its end.
+
+    Parameters
+    ----------
+    main
+        The coroutine (it may open any of this module's clients).
+    bootstrap
+        ``host:port[,host:port]``, for the message.
+
+    Returns
+    -------
+    object
+        What ``main`` returned.
+
+    Raises
+    ------
+    ClientCommandError
+        When no broker answered in time, or on any Kafka error: one line, no traceback.
+    """
+    from aiokafka.errors import KafkaError
+
+    try:
+        return asyncio.run(main)
+    except BrokerUnreachableError as exc:
+        why = f"; last error: {exc.reason}" if exc.reason else ""
+        raise ClientCommandError(f"{exc} ({_UNREACHABLE_HINT}{why})") from exc
+    except KafkaError as exc:
+        raise ClientCommandError(f"Kafka at {bootstrap}: {exc}") from exc
 
 
 async def check_reachable(
@@ -188,8 +237,8 @@ async def publish_reference(
     """
     from aiokafka import AIOKafkaProducer
 
+    from stream_drift.app import admin
     from stream_drift.pipeline.registry import reference_record_key
-    from stream_drift.tools.embedded import create_topics
 
     configs = dict(REFERENCE_TOPIC_CONFIGS if topic_configs is None else topic_configs)
     producer = AIOKafkaProducer(
@@ -201,7 +250,7 @@ async def publish_reference(
     await start_client(producer, bootstrap, connect_timeout)
     try:
         # Make sure the topic exists with its partitions before the first send auto-creates it.
-        await create_topics(
+        await admin.create_topics(
             bootstrap, {topic: partitions}, configs={topic: configs}, security=security
         )
         await producer.send_and_wait(
@@ -241,239 +290,6 @@ def reference_partitioner(
 
     prefix = key.rsplit(b"/", 1)[0] if key is not None else None
     return int(DefaultPartitioner()(prefix, list(all_partitions), list(available)))
-
-
-async def read_reference_history(
-    bootstrap: str,
-    topic: str,
-    *,
-    model: str | None = None,
-    model_version: str | None = None,
-    idle_timeout: float = 1.0,
-    max_seconds: float = 60.0,
-    security: Mapping[str, Any] | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-) -> list[PublishedReference]:
-    """Every profile on the references topic, oldest first, with the current one marked.
-
-    Reads every partition from the beginning without a consumer group, until each partition's
-    position reaches the fetch high-water mark or nothing arrived for ``idle_timeout`` seconds
-    (Tansu's "latest offset" is too low, so ``end_offsets()`` is not used), at most
-    ``max_seconds``. Records that are not valid profiles are skipped.
-
-    Parameters
-    ----------
-    bootstrap
-        ``host:port[,host:port]``.
-    topic
-        The references topic.
-    model, model_version
-        Keep only that model (and version); ``None`` keeps all. The current profile of a
-        version is decided over the whole topic either way.
-    idle_timeout
-        Seconds without a record after which the topic counts as read.
-    max_seconds
-        Upper bound of the whole read.
-    security
-        TLS/SASL keyword arguments (``None``: PLAINTEXT).
-    connect_timeout
-        Seconds to wait for the brokers before :class:`BrokerUnreachableError`.
-
-    Returns
-    -------
-    list[stream_drift.pipeline.registry.PublishedReference]
-        As :func:`stream_drift.pipeline.registry.reference_history` orders and marks them;
-        empty when the topic does not exist.
-
-    Raises
-    ------
-    BrokerUnreachableError
-        When no broker answered within ``connect_timeout``.
-    """
-    import json
-
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    from stream_drift.pipeline.reference import ReferenceError
-    from stream_drift.pipeline.registry import PublishedReference as Published
-    from stream_drift.pipeline.registry import reference_history
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=200,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        **dict(security or {}),
-    )
-    await start_client(consumer, bootstrap, connect_timeout)
-    found: list[Published] = []
-    try:
-        try:
-            tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
-        except RuntimeError:  # no such topic (Apache Kafka without auto-creation): none published
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + max_seconds
-        last = time.monotonic()
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            for tp, msgs in batch.items():
-                for m in msgs:
-                    try:
-                        profile = ReferenceProfile.from_dict(json.loads(m.value or b""))
-                    except (ValueError, ReferenceError):
-                        continue
-                    key = m.key.decode("utf-8", "replace") if m.key else ""
-                    found.append(
-                        Published.of(
-                            profile,
-                            timestamp_ms=m.timestamp,
-                            partition=tp.partition,
-                            offset=m.offset,
-                            key=key,
-                        )
-                    )
-            now = time.monotonic()
-            if batch:
-                last = now
-            marks = [consumer.highwater(tp) for tp in tps]
-            if all(h is not None for h in marks):
-                positions = [await consumer.position(tp) for tp in tps]
-                if all(p >= h for p, h in zip(positions, marks, strict=True)):
-                    break
-            if now - last > idle_timeout:
-                break
-    finally:
-        await consumer.stop()
-    return [
-        r
-        for r in reference_history(found)
-        if (model is None or r.model == model)
-        and (model_version is None or r.model_version == model_version)
-    ]
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def rows_as_events(
-    columns: Mapping[str, Any],
-    *,
-    model: str,
-    model_version: str = "",
-    prediction: Sequence[str] = (),
-    ts_column: str | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Turn table rows into events; ``ts`` is left out (send time) unless ``ts_column``.
-
-    A column named ``event_id`` becomes the event's id (for the label join), not a feature.
-    Without ``prediction``, columns named like prediction series (``prediction``,
-    ``prediction.X``) are the prediction, as ``reference build`` reads them.
-
-    Raises
-    ------
-    ValueError
-        When columns ``prediction`` and ``prediction.X`` would both be the prediction.
-
-    Examples
-    --------
-    >>> next(rows_as_events({"a": [1.5], "p": [0.2]}, model="m", prediction=["p"]))
-    {'model': 'm', 'features': {'a': 1.5}, 'prediction': 0.2}
-    >>> next(rows_as_events({"a": [1.5], "prediction.p": [0.2]}, model="m"))
-    {'model': 'm', 'features': {'a': 1.5}, 'prediction': {'p': 0.2}}
-    """
-    named: dict[str, str] = {}  # column -> output name, for prediction-named columns
-    if not prediction:
-        auto = [c for c in columns if c != ts_column and is_prediction_series(c)]
-        if PREDICTION_SERIES in auto and len(auto) > 1:
-            raise ValueError(
-                f"columns {', '.join(auto)}: a scalar prediction and named outputs cannot "
-                "both be sent; pick the prediction with --prediction"
-            )
-        named = {c: c.removeprefix(PREDICTION_SERIES + ".") for c in auto}
-    names = [
-        c
-        for c in columns
-        if c not in prediction and c not in (ts_column, "event_id") and c not in named
-    ]
-    ids = columns.get("event_id")
-    n = len(next(iter(columns.values()))) if columns else 0
-    for i in range(n):
-        event: dict[str, Any] = {"model": model}
-        if model_version:
-            event["model_version"] = model_version
-        if ids is not None and ids[i] is not None:
-            event["event_id"] = str(ids[i])
-        if ts_column is not None:
-            event["ts"] = _clean(columns[ts_column][i])
-        event["features"] = {c: _clean(columns[c][i]) for c in names}
-        if len(prediction) == 1:
-            event["prediction"] = _clean(columns[prediction[0]][i])
-        elif prediction:
-            event["prediction"] = {c: _clean(columns[c][i]) for c in prediction}
-        elif PREDICTION_SERIES in named:
-            event["prediction"] = _clean(columns[PREDICTION_SERIES][i])
-        elif named:
-            event["prediction"] = {out: _clean(columns[c][i]) for c, out in named.items()}
-        yield event
-
-
-def load_events(
-    path: Path,
-    *,
-    model: str | None,
-    model_version: str = "",
-    prediction: Sequence[str] = (),
-    ts_column: str | None = None,
-) -> list[bytes]:
-    """Events to replay from a file: JSON lines are sent as they are (with ``--model``
-    filling in a missing ``model``); CSV / Parquet rows become events of ``model``."""
-    if detect_format(path) == "jsonl":
-        out = []
-        decoder = msgspec.json.Decoder()
-        for line in path.read_bytes().splitlines():
-            if not line.strip():
-                continue
-            if model is None:
-                out.append(line)
-                continue
-            obj = decoder.decode(line)
-            if isinstance(obj, dict) and not is_event(obj):
-                obj = next(
-                    rows_as_events(
-                        {k: [v] for k, v in obj.items()},
-                        model=model,
-                        model_version=model_version,
-                        prediction=prediction,
-                        ts_column=ts_column,
-                    )
-                )
-            elif isinstance(obj, dict):
-                obj.setdefault("model", model)
-            out.append(_encode(obj))
-        return out
-    if model is None:
-        raise ValueError(f"{path}: --model is needed to turn table rows into events")
-    columns = read_columns(path)
-    return [
-        _encode(e)
-        for e in rows_as_events(
-            columns,
-            model=model,
-            model_version=model_version,
-            prediction=prediction,
-            ts_column=ts_column,
-        )
-    ]
 
 
 async def produce(
@@ -542,6 +358,140 @@ async def produce(
     return sent
 
 
+async def open_consumer(
+    bootstrap: str,
+    *,
+    group: str | None = None,
+    security: Mapping[str, Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    **options: Any,
+) -> AIOKafkaConsumer:
+    """A started aiokafka consumer with manual commits: the one place a consumer is built.
+
+    Parameters
+    ----------
+    bootstrap
+        ``host:port[,host:port]``.
+    group
+        Consumer group id; ``None`` reads without a group (the caller assigns partitions).
+    security
+        TLS/SASL keyword arguments, :meth:`stream_drift.config.KafkaSettings.client_kwargs`
+        (``None``: PLAINTEXT).
+    connect_timeout
+        Seconds to wait for the brokers before :class:`BrokerUnreachableError`.
+    **options
+        Further keyword arguments of ``AIOKafkaConsumer`` (fetch sizes, group timeouts ...).
+
+    Raises
+    ------
+    BrokerUnreachableError
+        When no broker answered within ``connect_timeout``.
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        **options,
+        **dict(security or {}),
+    )
+    await start_client(consumer, bootstrap, connect_timeout)
+    return consumer
+
+
+async def open_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    from_beginning: bool = False,
+    security: Mapping[str, Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    **options: Any,
+) -> AIOKafkaConsumer:
+    """A started consumer without a group, assigned every partition of ``topic`` (as the
+    broker lists them: a topic created elsewhere may differ from the config), at its oldest
+    record or at its end.
+
+    Parameters are those of :func:`open_consumer`, and ``from_beginning``.
+
+    Raises
+    ------
+    BrokerUnreachableError
+        When no broker answered within ``connect_timeout``.
+    stream_drift.app.admin.TopicNotFoundError
+        When the broker does not list the topic (within 5 s).
+    """
+    from aiokafka.structs import TopicPartition
+
+    from stream_drift.app import admin
+
+    consumer = await open_consumer(
+        bootstrap, security=security, connect_timeout=connect_timeout, **options
+    )
+    try:
+        found = await admin.partition_ids(
+            bootstrap, topic, timeout=connect_timeout, security=security
+        )
+        partitions = [TopicPartition(topic, p) for p in found]
+        consumer.assign(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+    except BaseException:
+        await _close_quietly(consumer)
+        raise
+    return consumer
+
+
+async def read_records(
+    consumer: AIOKafkaConsumer,
+    *,
+    idle_timeout: float | None = None,
+    max_seconds: float | None = None,
+    caught_up: Callable[[], Awaitable[bool]] | None = None,
+    join_grace: float = 0.0,
+    poll_seconds: float = 0.2,
+    max_records: int | None = None,
+) -> AsyncIterator[ConsumerRecord]:
+    """Yield a started consumer's records as they come, until it has been idle long enough.
+
+    Parameters
+    ----------
+    consumer
+        An assigned or subscribed consumer (it is not stopped here).
+    idle_timeout
+        Stop after this many seconds with nothing new (``None``: never). The time the caller
+        spends on the records of a poll does not count as idle.
+    max_seconds
+        Stop after this many seconds in all (``None``: never).
+    caught_up
+        Checked after every poll: stop as soon as it answers ``True``.
+    join_grace
+        A consumer in a group with no partitions assigned yet is joining (which may wait for a
+        departed member's session to expire): that is not idle, for up to these seconds.
+    poll_seconds
+        Longest wait of one poll.
+    max_records
+        Most records returned by one poll (``None``: no limit).
+    """
+    start = last = time.monotonic()
+    while max_seconds is None or time.monotonic() - start < max_seconds:
+        batch = await consumer.getmany(timeout_ms=int(poll_seconds * 1000), max_records=max_records)
+        for records in batch.values():
+            for record in records:
+                yield record
+        now = time.monotonic()
+        joining = join_grace > 0 and not consumer.assignment() and now - start < join_grace
+        if batch or joining:
+            last = now
+        if caught_up is not None and await caught_up():
+            return
+        if idle_timeout is not None and now - last > idle_timeout:
+            return
+
+
 async def follow(
     bootstrap: str,
     topic: str,
@@ -550,7 +500,7 @@ async def follow(
     idle_timeout: float | None = None,
     security: Mapping[str, Any] | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-) -> AsyncIterator[Any]:
+) -> AsyncIterator[ConsumerRecord]:
     """Yield the records of every partition of a topic, without a consumer group.
 
     Parameters
@@ -574,36 +524,124 @@ async def follow(
     BrokerUnreachableError
         When no broker answered within ``connect_timeout``.
     """
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        **dict(security or {}),
+    consumer = await open_topic(
+        bootstrap,
+        topic,
+        from_beginning=from_beginning,
+        security=security,
+        connect_timeout=connect_timeout,
     )
-    await start_client(consumer, bootstrap, connect_timeout)
     try:
-        partitions = await partitions_of(consumer, topic)
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        if from_beginning:
-            await consumer.seek_to_beginning(*tps)
-        else:
-            await consumer.seek_to_end(*tps)
-        last = time.monotonic()
-        while True:
-            batch = await consumer.getmany(timeout_ms=200)
-            for msgs in batch.values():
-                for m in msgs:
-                    yield m
-            if batch:
-                last = time.monotonic()
-            elif idle_timeout is not None and time.monotonic() - last > idle_timeout:
-                return
+        async for record in read_records(consumer, idle_timeout=idle_timeout):
+            yield record
     finally:
         await consumer.stop()
+
+
+async def read_reference_history(
+    bootstrap: str,
+    topic: str,
+    *,
+    model: str | None = None,
+    model_version: str | None = None,
+    idle_timeout: float = 1.0,
+    max_seconds: float = 60.0,
+    security: Mapping[str, Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> list[PublishedReference]:
+    """Every profile on the references topic, oldest first, with the current one marked.
+
+    Reads every partition from the beginning without a consumer group, until each partition's
+    position reaches the fetch high-water mark or nothing arrived for ``idle_timeout`` seconds
+    (Tansu's "latest offset" is too low, so ``end_offsets()`` is not used), at most
+    ``max_seconds``. Records that are not valid profiles are skipped.
+
+    Parameters
+    ----------
+    bootstrap
+        ``host:port[,host:port]``.
+    topic
+        The references topic.
+    model, model_version
+        Keep only that model (and version); ``None`` keeps all. The current profile of a
+        version is decided over the whole topic either way.
+    idle_timeout
+        Seconds without a record after which the topic counts as read.
+    max_seconds
+        Upper bound of the whole read.
+    security
+        TLS/SASL keyword arguments (``None``: PLAINTEXT).
+    connect_timeout
+        Seconds to wait for the brokers before :class:`BrokerUnreachableError`.
+
+    Returns
+    -------
+    list[stream_drift.pipeline.registry.PublishedReference]
+        As :func:`stream_drift.pipeline.registry.reference_history` orders and marks them;
+        empty when the topic does not exist.
+
+    Raises
+    ------
+    BrokerUnreachableError
+        When no broker answered within ``connect_timeout``.
+    """
+    import json
+
+    from stream_drift.app.admin import TopicNotFoundError
+    from stream_drift.pipeline.reference import ReferenceError, ReferenceProfile
+    from stream_drift.pipeline.registry import PublishedReference as Published
+    from stream_drift.pipeline.registry import reference_history
+
+    try:
+        consumer = await open_topic(
+            bootstrap,
+            topic,
+            from_beginning=True,
+            security=security,
+            connect_timeout=connect_timeout,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=200,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+    except TopicNotFoundError:  # Apache Kafka without auto-creation: none published
+        return []
+    partitions = sorted(consumer.assignment())
+
+    async def caught_up() -> bool:
+        marks = [consumer.highwater(tp) for tp in partitions]
+        if any(h is None for h in marks):
+            return False
+        positions = [await consumer.position(tp) for tp in partitions]
+        return all(p >= h for p, h in zip(positions, marks, strict=True))
+
+    found: list[Published] = []
+    try:
+        records = read_records(
+            consumer, idle_timeout=idle_timeout, max_seconds=max_seconds, caught_up=caught_up
+        )
+        async for m in records:
+            try:
+                profile = ReferenceProfile.from_dict(json.loads(m.value or b""))
+            except (ValueError, ReferenceError):
+                continue
+            key = m.key.decode("utf-8", "replace") if m.key else ""
+            found.append(
+                Published.of(
+                    profile,
+                    timestamp_ms=m.timestamp,
+                    partition=m.partition,
+                    offset=m.offset,
+                    key=key,
+                )
+            )
+    finally:
+        await consumer.stop()
+    return [
+        r
+        for r in reference_history(found)
+        if (model is None or r.model == model)
+        and (model_version is None or r.model_version == model_version)
+    ]
 
 
 async def open_group_consumer(
@@ -618,11 +656,11 @@ async def open_group_consumer(
     max_poll_interval: float = 300.0,
     security: Mapping[str, Any] | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-) -> Any:
+) -> AIOKafkaConsumer:
     """A started aiokafka consumer of ``topic`` in consumer group ``group``, manual commits.
 
-    The caller reads with ``getmany()`` (the group is joined there, not in here), commits
-    with ``commit({tp: offset})`` and stops it.
+    The caller reads with :func:`read_records` (the group is joined there, not in here),
+    commits with ``commit({tp: offset})`` and stops it.
     A group with no committed offset starts at the oldest record with ``from_beginning``,
     at the end otherwise.
 
@@ -652,32 +690,18 @@ async def open_group_consumer(
     BrokerUnreachableError
         When no broker answered within ``connect_timeout``.
     """
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
+    consumer = await open_consumer(
+        bootstrap,
+        group=group,
+        security=security,
+        connect_timeout=connect_timeout,
         auto_offset_reset="earliest" if from_beginning else "latest",
         session_timeout_ms=int(session_timeout * 1000),
         heartbeat_interval_ms=int(heartbeat_interval * 1000),
         rebalance_timeout_ms=int(rebalance_timeout * 1000),
         max_poll_interval_ms=int(max_poll_interval * 1000),
-        **dict(security or {}),
     )
-    await start_client(consumer, bootstrap, connect_timeout)
     # Subscribed after start(): the group join (which may wait for a departed member's
     # session to expire) happens in the first reads, not within ``connect_timeout``.
     consumer.subscribe([topic])
     return consumer
-
-
-async def partitions_of(consumer: Any, topic: str) -> list[int]:
-    """Partition ids of a topic, from the broker's metadata (waits up to 5 s)."""
-    for _ in range(50):
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return sorted(parts)
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {topic!r} not found")

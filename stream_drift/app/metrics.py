@@ -23,9 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -538,26 +536,6 @@ class DriftMetrics:
     def observe_evaluation(self, seconds: float) -> None:
         """Record the duration of one window evaluation."""
         self.evaluation_duration.observe(seconds)
-
-    @contextmanager
-    def time_evaluation(self) -> Iterator[None]:
-        """Context manager timing one evaluation pass (monotonic clock).
-
-        Examples
-        --------
-        >>> from prometheus_client import CollectorRegistry
-        >>> registry = CollectorRegistry()
-        >>> metrics = DriftMetrics(registry)
-        >>> with metrics.time_evaluation():
-        ...     pass
-        >>> registry.get_sample_value("stream_drift_evaluation_duration_seconds_count")
-        1.0
-        """
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.observe_evaluation(time.perf_counter() - start)
 
     # ------------------------------------------------------------- ownership
     @property

@@ -7,18 +7,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mode
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 
-from stream_drift.app.kafka_io import partitions_of
+from stream_drift.app.kafka_io import open_topic, read_records
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
 from stream_drift.pipeline.reference import ReferenceError, ReferenceProfile
 
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+
 log = logging.getLogger(__name__)
+
+_POLL_SECONDS = 0.3
+_IDLE_SECONDS = 0.5  # more than one empty poll, less than two
 
 
 class ReferenceFollower(mode.Service):
@@ -35,20 +39,15 @@ class ReferenceFollower(mode.Service):
 
     async def on_start(self) -> None:
         s = self.runtime.settings
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=",".join(s.kafka.servers),
-            group_id=None,
-            enable_auto_commit=False,
+        self.consumer = await open_topic(
+            ",".join(s.kafka.servers),
+            s.topics.references,
+            from_beginning=True,
+            security=s.kafka.client_kwargs(),
+            connect_timeout=s.kafka.connect_timeout_seconds,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=200,
-            **s.kafka.client_kwargs(),
         )
-        await self.consumer.start()
-        # Ask the broker, not the config: a topic created elsewhere may differ.
-        found = await partitions_of(self.consumer, s.topics.references)
-        partitions = [TopicPartition(s.topics.references, p) for p in found]
-        self.consumer.assign(partitions)
-        await self.consumer.seek_to_beginning(*partitions)
 
     async def on_stop(self) -> None:
         self._stopping = True
@@ -58,23 +57,24 @@ class ReferenceFollower(mode.Service):
     @mode.Service.task
     async def _run(self) -> None:
         assert self.consumer is not None
-        idle_polls = 0
         while not self._stopping and not self.should_stop:
             try:
-                batch = await self.consumer.getmany(timeout_ms=300)
+                # Tansu's end offsets are unreliable (KAFKA-LOCAL.md §2): "read to the end"
+                # means two empty polls in a row, i.e. idle for over ``_IDLE_SECONDS``.
+                records = read_records(
+                    self.consumer, idle_timeout=_IDLE_SECONDS, poll_seconds=_POLL_SECONDS
+                )
+                async for record in records:
+                    self.install(record.value)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    return
                 log.warning("reading references failed: %r", exc)
                 await asyncio.sleep(1)
                 continue
-            for msgs in batch.values():
-                for m in msgs:
-                    self.install(m.value)
-            idle_polls = 0 if batch else idle_polls + 1
-            # Tansu's end offsets are unreliable (KAFKA-LOCAL.md §2): "read to the end" means
-            # two empty polls in a row.
-            if idle_polls >= 2 and not self.runtime.references_ready.is_set():
+            if not self.runtime.references_ready.is_set():
                 log.info("references loaded: %d", len(self.runtime.registry))
                 self.runtime.references_ready.set()
 

@@ -8,87 +8,16 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from stream_drift.app.health import Health
 from stream_drift.app.metrics import DriftMetrics
 from stream_drift.config import Settings
-from stream_drift.pipeline.alerts import AlertPolicy
-from stream_drift.pipeline.evaluator import DecisionPolicy, WindowPolicy
-from stream_drift.pipeline.events import EventDecoder
+from stream_drift.pipeline.decode import EventDecoder
 from stream_drift.pipeline.reference import ReferenceProfile
 from stream_drift.pipeline.registry import ReferenceRegistry, WarmupCollector
-from stream_drift.stats.base import Statistic
-from stream_drift.stats.evaluate import STATISTICS
-from stream_drift.stats.quality import MismatchRate, MissingRate
 
 LAG_GROWING_SECONDS = 60.0
 """Stage 1 is *falling behind* when its consumer lag has stayed above zero for this long and
 is higher than it was this long ago (``/health`` then reports ``degraded``)."""
-
-
-def build_statistics(settings: Settings) -> list[Statistic]:
-    """The configured statistics with the configured thresholds, then the data-quality ones.
-
-    ``missing_rate`` and ``mismatch_rate`` are always computed, floored by
-    ``decision.quality_min_effect`` above the reference's rate; with ``false_alarm_rate`` null
-    that floor is their whole threshold (a fixed threshold of 0).
-
-    Examples
-    --------
-    >>> [s.name for s in build_statistics(Settings())]
-    ['psi', 'kl', 'js', 'ks', 'chi2', 'missing_rate', 'mismatch_rate']
-    """
-    d = settings.decision
-    out = []
-    for name in d.statistics:
-        params: dict[str, object] = {
-            "false_alarm_rate": d.false_alarm_rate,
-            "min_samples": d.min_samples,
-        }
-        if name in d.thresholds:
-            params["threshold"] = d.thresholds[name]
-        if name in d.min_effect:
-            params["min_effect"] = d.min_effect[name]
-        out.append(STATISTICS[name](**params))  # type: ignore[arg-type]
-    for quality in (MissingRate, MismatchRate):
-        out.append(
-            quality(
-                threshold=None if d.false_alarm_rate is not None else 0.0,
-                false_alarm_rate=d.false_alarm_rate,
-                min_effect=d.quality_min_effect,
-                min_samples=d.min_samples,
-            )
-        )
-    return out
-
-
-def window_policy(settings: Settings) -> WindowPolicy:
-    w = settings.window
-    return WindowPolicy(
-        kind=w.kind,
-        size_seconds=float(w.size_seconds),
-        step_seconds=float(w.step_seconds),
-        allowed_lateness_seconds=float(w.allowed_lateness_seconds),
-        idle_timeout_seconds=float(w.idle_timeout_seconds),
-        max_future_seconds=float(w.max_future_seconds),
-        count_size=w.count_size,
-        count_step=w.count_step,
-    )
-
-
-def decision_policy(settings: Settings) -> DecisionPolicy:
-    a = settings.alerts
-    alert_kwargs: dict[str, object] = {
-        "fire_after": a.fire_after,
-        "resolve_after": a.resolve_after,
-        "resolve_ratio": a.resolve_ratio,
-        "cooldown_seconds": float(a.cooldown_seconds),
-        "runbook_base_url": a.runbook_base_url,
-    }
-    return DecisionPolicy(
-        statistics=build_statistics(settings),
-        alert_on=settings.decision.deciding,  # alert_on + the data-quality statistics
-        correction=settings.decision.correction,
-        alerts=AlertPolicy(**alert_kwargs),  # type: ignore[arg-type]
-    )
 
 
 @dataclass
@@ -99,23 +28,24 @@ class Runtime:
     registry: ReferenceRegistry = field(default_factory=ReferenceRegistry)
     prometheus: CollectorRegistry = field(default_factory=CollectorRegistry)
     references_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    health: dict[str, object] = field(default_factory=dict)
+    health: Health = field(default_factory=Health)
     _lag_samples: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
 
     def __post_init__(self) -> None:
         self.metrics = DriftMetrics(self.prometheus, max_series=self.settings.metrics.max_series)
-        self.windows = window_policy(self.settings)
+        self.windows = self.settings.window
         if self.windows.kind == "time":
             self.metrics.set_window_policy(self.windows.size_seconds, self.windows.step_seconds)
-        self.decision = decision_policy(self.settings)
+        self.decision = self.settings.decision
+        self.alerts = self.settings.alerts
         for path in self.settings.references.files:
             self.registry.add(ReferenceProfile.load(path))
 
     def note_consumer_lag(self, total: int, now: float) -> None:
         """Record the stage-1 consumer lag (records, summed over the owned partitions).
 
-        Sets ``health["consumer_lag_records"]`` and ``health["consumer_lag_at"]``, and
-        ``health["consumer_lag_growing_since"]`` (the start of the current run of non-zero lag)
+        Sets ``health.consumer_lag_records`` and ``health.consumer_lag_at``, and
+        ``health.consumer_lag_growing_since`` (the start of the current run of non-zero lag)
         while the lag has been above zero for :data:`LAG_GROWING_SECONDS` and is higher than
         it was that long ago; a consumer that keeps up, or is catching up on a backlog, never
         has it.
@@ -132,18 +62,18 @@ class Runtime:
         >>> rt = Runtime(Settings())
         >>> for t, lag in [(0, 100), (30, 900), (61, 2000)]:
         ...     rt.note_consumer_lag(lag, float(t))
-        >>> rt.health["consumer_lag_records"], rt.health["consumer_lag_growing_since"]
+        >>> rt.health.consumer_lag_records, rt.health.consumer_lag_growing_since
         (2000, 0.0)
         >>> rt.note_consumer_lag(0, 62.0)
-        >>> "consumer_lag_growing_since" in rt.health
-        False
+        >>> print(rt.health.consumer_lag_growing_since)
+        None
         """
-        self.health["consumer_lag_records"] = total
-        self.health["consumer_lag_at"] = now
+        self.health.consumer_lag_records = total
+        self.health.consumer_lag_at = now
         samples = self._lag_samples
         if total <= 0:
             samples.clear()  # caught up: a new run starts with the next non-zero lag
-            self.health.pop("consumer_lag_growing_since", None)
+            self.health.consumer_lag_growing_since = None
             return
         samples.append((now, total))
         # Keep the run's first sample and the newest one at or before now - LAG_GROWING_SECONDS.
@@ -151,10 +81,7 @@ class Runtime:
             del samples[1]
         first_at = samples[0][0]
         then = [lag for at, lag in samples if at <= now - LAG_GROWING_SECONDS]
-        if then and total > then[-1]:
-            self.health["consumer_lag_growing_since"] = first_at
-        else:
-            self.health.pop("consumer_lag_growing_since", None)
+        self.health.consumer_lag_growing_since = first_at if then and total > then[-1] else None
 
     def decoder(self) -> EventDecoder:
         known = self.settings.ingest.known_models

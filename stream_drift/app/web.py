@@ -25,6 +25,7 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from stream_drift.app.health import Health
 from stream_drift.app.runtime import LAG_GROWING_SECONDS, Runtime
 
 __all__ = [
@@ -50,49 +51,48 @@ INGEST_LOOP_STUCK_SECONDS = 60.0
 ``degraded`` and ``/health/live`` fails."""
 
 
-def _seconds_since(body: dict[str, Any], key: str, now: float) -> float | None:
-    value = body.get(key)
-    return now - value if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _seconds_since(at: float | None, now: float) -> float | None:
+    return None if at is None else now - at
 
 
-def _failures(body: dict[str, Any], now: float) -> list[str]:
+def _failures(health: Health, now: float) -> list[str]:
     """What makes ``/health`` fail (503), in the order reported."""
     problems = []
-    if body.get("last_commit_ok", True) is False:
-        problems.append(f"offset commit failing: {body.get('last_commit_error')}")
-    if body.get("ingest") == "crashed":
+    if health.last_commit_ok is False:
+        problems.append(f"offset commit failing: {health.last_commit_error}")
+    if health.ingest == "crashed":
         problems.append("ingest loop crashed")
-    recovering = _seconds_since(body, "recovering_since", now)
+    recovering = _seconds_since(health.recovering_since, now)
     if recovering is not None and recovering > RECOVERY_STUCK_SECONDS:
         problems.append(f"table recovery running for {recovering:.0f} s")
-    committing = _seconds_since(body, "stage2_commit_started", now)
+    committing = _seconds_since(health.stage2_commit_started, now)
     if committing is not None and committing > COMMIT_STUCK_SECONDS:
         problems.append(
             f"stage-2 offset commit not done after {committing:.0f} s "
             "(broker unreachable, or it lost its state)"
         )
-    if body.get("broker_lost_log"):
-        problems.append(f"broker lost its log: {body['broker_lost_log']}; restart the worker")
+    if health.broker_lost_log:
+        problems.append(f"broker lost its log: {health.broker_lost_log}; restart the worker")
     return problems
 
 
-def _loop_stuck(body: dict[str, Any], now: float) -> str | None:
-    idle = _seconds_since(body, "ingest_loop_at", now)
-    if body.get("ingest") == "crashed" or idle is None or idle <= INGEST_LOOP_STUCK_SECONDS:
+def _loop_stuck(health: Health, now: float) -> str | None:
+    idle = _seconds_since(health.ingest_loop_at, now)
+    if health.ingest == "crashed" or idle is None or idle <= INGEST_LOOP_STUCK_SECONDS:
         return None
     return f"ingest loop stuck: no iteration for {idle:.0f} s"
 
 
-def _degradations(body: dict[str, Any], now: float) -> list[str]:
+def _degradations(health: Health, now: float) -> list[str]:
     """What makes ``/health`` degraded (still 200)."""
     problems = []
-    growing = _seconds_since(body, "consumer_lag_growing_since", now)
+    growing = _seconds_since(health.consumer_lag_growing_since, now)
     if growing is not None:
         problems.append(
-            f"ingest falling behind: consumer lag {body.get('consumer_lag_records')} records, "
+            f"ingest falling behind: consumer lag {health.consumer_lag_records} records, "
             f"growing for {growing:.0f} s"
         )
-    stuck = _loop_stuck(body, now)
+    stuck = _loop_stuck(health, now)
     if stuck is not None:
         problems.append(stuck)
     return problems
@@ -110,23 +110,23 @@ def health_report(runtime: Runtime, now: float) -> dict[str, Any]:
     Parameters
     ----------
     runtime
-        The worker's runtime (its ``health`` mapping and references).
+        The worker's runtime (its :class:`~stream_drift.app.health.Health` and references).
     now
         Epoch seconds.
 
     Returns
     -------
     dict
-        ``references``, ``references_ready``, every ``runtime.health`` entry, ``status`` and
-        ``problems``.
+        ``references``, ``references_ready``, every known ``runtime.health`` field,
+        ``status`` and ``problems``.
     """
     body: dict[str, Any] = {
         "references": len(runtime.registry),
         "references_ready": runtime.references_ready.is_set(),
-        **runtime.health,
+        **runtime.health.to_dict(),
     }
-    failures = _failures(body, now)
-    problems = failures + _degradations(body, now)
+    failures = _failures(runtime.health, now)
+    problems = failures + _degradations(runtime.health, now)
     body["status"] = "failing" if failures else "degraded" if problems else "ok"
     if problems:
         body["problems"] = problems
@@ -143,13 +143,13 @@ def liveness_report(runtime: Runtime, now: float) -> dict[str, Any]:
     >>> rt = Runtime(Settings())
     >>> liveness_report(rt, now=0.0)
     {'status': 'ok'}
-    >>> rt.health["ingest"] = "crashed"
+    >>> rt.health.ingest = "crashed"
     >>> liveness_report(rt, now=0.0)
     {'status': 'failing', 'problems': ['ingest loop crashed']}
     """
-    body = dict(runtime.health)
-    problems = [p for p in _failures(body, now) if not p.startswith("offset commit")]
-    stuck = _loop_stuck(body, now)
+    health = runtime.health
+    problems = [p for p in _failures(health, now) if not p.startswith("offset commit")]
+    stuck = _loop_stuck(health, now)
     if stuck is not None:
         problems.append(stuck)
     return {"status": "failing", "problems": problems} if problems else {"status": "ok"}
@@ -170,17 +170,17 @@ def readiness_report(runtime: Runtime, now: float) -> dict[str, Any]:
     >>> readiness_report(rt, now=0.0)["problems"][0]
     'references not loaded yet'
     """
-    body = dict(runtime.health)
+    health = runtime.health
     problems = []
     if not runtime.references_ready.is_set():
         problems.append("references not loaded yet")
-    if "ingest_partitions" not in body:
+    if health.ingest_partitions is None:
         problems.append("stage-1 consumer group not joined yet (no partitions assigned)")
-    if "stage2_partitions" not in body:
+    if health.stage2_partitions is None:
         problems.append("stage-2 consumer group not joined yet (no partitions assigned)")
-    if body.get("last_commit_ok", True) is False:
-        problems.append(f"last offset commit failed: {body.get('last_commit_error')}")
-    problems += [p for p in _failures(body, now) if not p.startswith("offset commit failing")]
+    if health.last_commit_ok is False:
+        problems.append(f"last offset commit failed: {health.last_commit_error}")
+    problems += [p for p in _failures(health, now) if not p.startswith("offset commit failing")]
     live = liveness_report(runtime, now)
     problems += live.get("problems", [])
     return {"status": "not_ready", "problems": problems} if problems else {"status": "ready"}

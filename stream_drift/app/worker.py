@@ -14,10 +14,10 @@ def prepare_topics(settings: Settings) -> None:
     ``retention.ms``: :func:`stream_drift.app.topics.topic_configs`); idempotent, an existing
     topic is left as it is. Tansu would otherwise auto-create them with one partition on first
     use (KAFKA-LOCAL.md §6)."""
+    from stream_drift.app import admin
     from stream_drift.app.topics import partition_counts, topic_configs
-    from stream_drift.tools.embedded import create_topics_sync
 
-    create_topics_sync(
+    admin.create_topics_sync(
         ",".join(settings.kafka.servers),
         partition_counts(settings),
         configs=topic_configs(settings),
@@ -40,3 +40,29 @@ def run_worker(settings: Settings) -> None:
     app = create_app(settings)
     worker = Worker(app, loglevel=settings.worker.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
+
+
+def create_topics_once(settings: Settings) -> dict[str, int]:
+    """``stream-drift topics create``: :func:`prepare_topics`, a failure told in one line.
+
+    Returns
+    -------
+    dict[str, int]
+        Partition count by topic name.
+
+    Raises
+    ------
+    stream_drift.app.kafka_io.ClientCommandError
+        When the broker refused a topic or did not answer in time.
+    """
+    from aiokafka.errors import KafkaError
+
+    from stream_drift.app.kafka_io import ClientCommandError
+    from stream_drift.app.topics import partition_counts
+
+    try:
+        prepare_topics(settings)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        servers = ",".join(settings.kafka.servers)
+        raise ClientCommandError(f"Kafka at {servers}: cannot create the topics: {exc}") from exc
+    return partition_counts(settings)

@@ -28,7 +28,8 @@ can live in a Faust table.
 Every alert has a ``category``: ``drift`` (the data moved: PSI, KS, …) or
 ``data_quality`` (a feature missing, or of the wrong type, more often than in the
 reference: the statistics ``missing_rate`` and ``mismatch_rate``); each has its own
-summary text and runbook section.
+summary text and runbook section. The alert record is in
+:mod:`~stream_drift.pipeline.alert_record`, its text in :mod:`~stream_drift.pipeline.alert_text`.
 """
 
 from __future__ import annotations
@@ -38,10 +39,20 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
-from stream_drift.stats.quality import QUALITY_STATISTICS
+import msgspec
+
+from stream_drift.config.policies import AlertPolicy
+from stream_drift.pipeline.alert_record import (
+    Alert,
+    AlertWindow,
+    Observation,
+    Status,
+    TopBin,
+    alert_category,
+)
+from stream_drift.pipeline.alert_text import format_timestamp, summary
 from stream_drift.stats.result import DriftResult, Severity
 
 __all__ = [
@@ -50,25 +61,12 @@ __all__ = [
     "AlertTracker",
     "alert_category",
     "alert_id",
-    "format_alert_line",
-    "format_timestamp",
+    "resolve_level",
+    "runbook_url",
 ]
-
-#: Statuses an alert can carry, in the order an incident goes through them.
-STATUSES: Final = ("firing", "escalated", "resolved")
 
 #: Schema version of :meth:`AlertTracker.to_dict`.
 STATE_FORMAT_VERSION: Final = 1
-
-_STAT_NAMES: Final[Mapping[str, str]] = {
-    "psi": "PSI",
-    "kl": "KL",
-    "js": "JS distance",
-    "ks": "KS",
-    "chi2": "chi-square",
-    "missing_rate": "missing rate",
-    "mismatch_rate": "type-mismatch rate",
-}
 
 #: Section of docs/runbook.md for an alert of each severity: the anchor of its heading, which
 #: is also the name of the Prometheus alert (``StreamDriftWarning``, ``StreamDriftCritical``).
@@ -82,139 +80,28 @@ RUNBOOK_SECTIONS: Final[Mapping[Severity, str]] = {
 DATA_QUALITY_SECTION: Final = "streamdriftdataquality"
 
 
-def alert_category(statistic: str) -> str:
-    """``data_quality`` for the missing and type-mismatch rates, ``drift`` for the others.
-
-    Examples
-    --------
-    >>> alert_category("mismatch_rate"), alert_category("psi")
-    ('data_quality', 'drift')
-    """
-    return "data_quality" if statistic in QUALITY_STATISTICS else "drift"
-
-
-def check_runbook_base_url(url: object) -> str | None:
-    """Why ``url`` cannot be a runbook base URL, or ``None`` when it can.
-
-    Examples
-    --------
-    >>> check_runbook_base_url("https://wiki.example.org/stream-drift/runbook.md") is None
-    True
-    >>> check_runbook_base_url("")  is None
-    True
-    >>> check_runbook_base_url("docs/runbook.md")
-    "must be an http(s) URL or empty, got 'docs/runbook.md'"
-    """
-    if not isinstance(url, str):
-        return f"must be a string, got {url!r}"
-    if not url:
-        return None
-    if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
-        return f"must be an http(s) URL or empty, got {url!r}"
-    if "#" in url:
-        return f"must not contain '#' (each alert appends its section's anchor), got {url!r}"
-    return None
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"AlertPolicy.{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"AlertPolicy.{name} must be >= {minimum}, got {value!r}")
-
-
 def _check_timestamp(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number of epoch seconds, got {value!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class AlertPolicy:
-    """When a drift finding becomes an alert, and when the alert ends.
-
-    Parameters
-    ----------
-    fire_after
-        Consecutive judged windows with ``is_drift`` needed to fire (>= 1).
-    resolve_after
-        Consecutive judged windows below ``threshold * resolve_ratio`` needed to
-        resolve (>= 1).
-    resolve_ratio
-        Lower hysteresis level as a fraction of the threshold, in ``(0, 1]``; ``1``
-        disables the band.
-    cooldown_seconds
-        Evaluation time after a resolve during which the same key cannot fire
-        again (>= 0).
-    runbook_base_url
-        Where the team's copy of ``docs/runbook.md`` is served (``http://`` or
-        ``https://``, no ``#``). Each alert links to its section:
-        ``<base>#streamdriftwarning`` or ``<base>#streamdriftcritical`` (drift),
-        ``<base>#streamdriftdataquality`` (data quality). ``""`` (the
-        default) for no link: the alert then carries ``"runbook_url": ""``, never an
-        invented address.
-
-    Raises
-    ------
-    ValueError
-        When a field is out of range; the message names the field.
+def runbook_url(policy: AlertPolicy, severity: Severity, category: str = "drift") -> str:
+    """Link to the runbook section of an alert; ``""`` when the policy has no base URL.
 
     Examples
     --------
-    >>> AlertPolicy(fire_after=3).resolve_after
-    2
-    >>> AlertPolicy(resolve_ratio=1.5)
-    Traceback (most recent call last):
-    ...
-    ValueError: AlertPolicy.resolve_ratio must be in (0, 1], got 1.5
+    >>> policy = AlertPolicy(runbook_base_url="https://wiki.example.org/runbook")
+    >>> runbook_url(policy, Severity.CRITICAL)
+    'https://wiki.example.org/runbook#streamdriftcritical'
+    >>> runbook_url(policy, Severity.WARNING, "data_quality")
+    'https://wiki.example.org/runbook#streamdriftdataquality'
+    >>> runbook_url(AlertPolicy(), Severity.WARNING)
+    ''
     """
-
-    fire_after: int = 2
-    resolve_after: int = 2
-    resolve_ratio: float = 0.8
-    cooldown_seconds: float = 600.0
-    runbook_base_url: str = ""
-
-    def __post_init__(self) -> None:
-        _check_int("fire_after", self.fire_after, 1)
-        _check_int("resolve_after", self.resolve_after, 1)
-        ratio = self.resolve_ratio
-        if (
-            isinstance(ratio, bool)
-            or not isinstance(ratio, int | float)
-            or not (0.0 < ratio <= 1.0)
-        ):
-            raise ValueError(f"AlertPolicy.resolve_ratio must be in (0, 1], got {ratio!r}")
-        cooldown = self.cooldown_seconds
-        if (
-            isinstance(cooldown, bool)
-            or not isinstance(cooldown, int | float)
-            or not math.isfinite(cooldown)
-            or cooldown < 0
-        ):
-            raise ValueError(
-                f"AlertPolicy.cooldown_seconds must be a finite number >= 0, got {cooldown!r}"
-            )
-        problem = check_runbook_base_url(self.runbook_base_url)
-        if problem is not None:
-            raise ValueError(f"AlertPolicy.runbook_base_url {problem}")
-
-    def runbook_url(self, severity: Severity, category: str = "drift") -> str:
-        """Link to the runbook section of an alert; ``""`` without a base.
-
-        Examples
-        --------
-        >>> policy = AlertPolicy(runbook_base_url="https://wiki.example.org/runbook")
-        >>> policy.runbook_url(Severity.CRITICAL)
-        'https://wiki.example.org/runbook#streamdriftcritical'
-        >>> policy.runbook_url(Severity.WARNING, "data_quality")
-        'https://wiki.example.org/runbook#streamdriftdataquality'
-        >>> AlertPolicy().runbook_url(Severity.WARNING)
-        ''
-        """
-        if not self.runbook_base_url:
-            return ""
-        section = DATA_QUALITY_SECTION if category == "data_quality" else RUNBOOK_SECTIONS[severity]
-        return f"{self.runbook_base_url}#{section}"
+    if not policy.runbook_base_url:
+        return ""
+    section = DATA_QUALITY_SECTION if category == "data_quality" else RUNBOOK_SECTIONS[severity]
+    return f"{policy.runbook_base_url}#{section}"
 
 
 @dataclass(slots=True)
@@ -301,7 +188,7 @@ Key = tuple[str, str, str]
 
 
 class AlertTracker:
-    """Per-key alert state machine producing DESIGN §3.3 alert dicts.
+    """Per-key alert state machine producing DESIGN §3.3 :class:`Alert` records.
 
     Parameters
     ----------
@@ -318,7 +205,7 @@ class AlertTracker:
     ...     alert = tracker.observe(model="fraud", model_version="7", feature="amount",
     ...                             result=result, window_start=t - 300, window_end=t,
     ...                             evaluated_at=t + 5, reference_id="ref-1")
-    ...     return alert and alert["status"]
+    ...     return alert and alert.status
     >>> [step(r, t) for r, t in [(drift, 1_764_237_600), (drift, 1_764_237_900),
     ...                          (drift, 1_764_238_200), (calm, 1_764_238_500)]]
     [None, 'firing', None, 'resolved']
@@ -369,8 +256,8 @@ class AlertTracker:
         evaluated_at: float,
         reference_id: str,
         top_bins: Sequence[Mapping[str, object]] = (),
-    ) -> dict[str, object] | None:
-        """Feed one evaluation; return the alert dict on a state change, else ``None``.
+    ) -> Alert | None:
+        """Feed one evaluation; return the :class:`Alert` on a state change, else ``None``.
 
         Parameters
         ----------
@@ -388,12 +275,12 @@ class AlertTracker:
             Id of the reference profile compared with.
         top_bins
             Most changed bins, ``{"bin": str, "reference": float, "current": float}``
-            each, copied into the alert as given.
+            each, copied into the alert.
 
         Returns
         -------
-        dict or None
-            The DESIGN §3.3 alert plus ``summary`` and ``dedup_key``.
+        Alert or None
+            The DESIGN §3.3 alert (with ``summary`` and ``dedup_key``).
 
         Raises
         ------
@@ -416,7 +303,7 @@ class AlertTracker:
         if st is None:
             st = AlertState()
         policy = self.policy
-        status: str | None = None
+        status: Status | None = None
         incident_severity = st.severity
         incident_start = st.first_detected_at
 
@@ -467,9 +354,7 @@ class AlertTracker:
         if status is None:
             return None
         assert incident_start is not None  # set whenever an incident is open
-        return self._build_alert(
-            status=status,
-            severity=incident_severity,
+        seen = Observation(
             model=model,
             model_version=model_version,
             feature=feature,
@@ -478,9 +363,9 @@ class AlertTracker:
             window_end=window_end,
             evaluated_at=evaluated_at,
             reference_id=reference_id,
-            top_bins=top_bins,
-            first_detected_at=incident_start,
+            top_bins=msgspec.convert(list(top_bins), tuple[TopBin, ...]),
         )
+        return self._alert(seen, status, incident_severity, incident_start)
 
     def reset(self) -> None:
         """Forget every key (all alerts considered resolved, no cooldown)."""
@@ -497,7 +382,7 @@ class AlertTracker:
         """
         return {
             "version": STATE_FORMAT_VERSION,
-            "policy": asdict(self.policy),
+            "policy": self.policy.model_dump(),
             "states": [
                 {"model": m, "feature": f, "statistic": s, **st.to_dict()}
                 for (m, f, s), st in sorted(self._states.items())
@@ -537,8 +422,8 @@ class AlertTracker:
             if not isinstance(raw, Mapping):
                 raise ValueError("AlertTracker state has no 'policy' object")
             try:
-                policy = AlertPolicy(**raw)
-            except TypeError as exc:
+                policy = AlertPolicy.model_validate(raw)
+            except ValueError as exc:
                 raise ValueError(f"malformed AlertTracker policy: {exc}") from exc
         tracker = cls(policy)
         states = data.get("states")
@@ -555,69 +440,48 @@ class AlertTracker:
         return tracker
 
     # ------------------------------------------------------------------ helpers
-    def _build_alert(
-        self,
-        *,
-        status: str,
-        severity: Severity,
-        model: str,
-        model_version: str,
-        feature: str,
-        result: DriftResult,
-        window_start: float,
-        window_end: float,
-        evaluated_at: float,
-        reference_id: str,
-        top_bins: Sequence[Mapping[str, object]],
-        first_detected_at: float,
-    ) -> dict[str, object]:
+    def _alert(self, seen: Observation, status: Status, severity: Severity, since: float) -> Alert:
+        """The alert announcing ``status`` of the incident first detected at ``since``."""
+        result = seen.result
         category = alert_category(result.statistic)
-        bins = [dict(b) for b in top_bins]
-        reference_rate = getattr(result, "reference_rate", None)
-        if category == "data_quality" and isinstance(reference_rate, float):
-            # The "bin" that moved is the flagged values' share, not any histogram bin.
-            label = "(missing)" if result.statistic == "missing_rate" else "(type mismatch)"
-            bins = [{"bin": label, "reference": reference_rate, "current": float(result.value)}]
-        alert: dict[str, object] = {
-            "alert_id": alert_id(model, feature, result.statistic, first_detected_at),
-            "status": status,
-            "severity": severity.label,
-            "model": model,
-            "model_version": model_version,
-            "feature": feature,
-            "statistic": result.statistic,
-            "category": category,
-            "value": float(result.value),
-            "threshold": float(result.threshold),
-            "p_value": None if result.p_value is None else float(result.p_value),
-            "window": {
-                "start": format_timestamp(window_start),
-                "end": format_timestamp(window_end),
-            },
-            "n_current": int(result.n_current),
-            "n_reference": int(result.n_reference),
-            "reference_id": reference_id,
-            "top_bins": bins,
-            "first_detected_at": format_timestamp(first_detected_at),
-            "evaluated_at": format_timestamp(evaluated_at),
-            "runbook_url": self.policy.runbook_url(severity, category),
-            "dedup_key": f"{model}/{feature}/{result.statistic}",
-        }
-        alert["summary"] = _summary(
+        return Alert(
+            alert_id=alert_id(seen.model, seen.feature, result.statistic, since),
             status=status,
-            severity=severity,
-            model=model,
-            model_version=model_version,
-            feature=feature,
-            result=result,
-            lower=resolve_level(result, self.policy.resolve_ratio),
-            window_start=window_start,
-            window_end=window_end,
-            first_detected_at=first_detected_at,
-            evaluated_at=evaluated_at,
-            top_bins=bins,
+            severity=severity.label,
+            model=seen.model,
+            model_version=seen.model_version,
+            feature=seen.feature,
+            statistic=result.statistic,
+            category=category,
+            value=float(result.value),
+            threshold=float(result.threshold),
+            p_value=None if result.p_value is None else float(result.p_value),
+            window=AlertWindow(
+                start=format_timestamp(seen.window_start), end=format_timestamp(seen.window_end)
+            ),
+            n_current=int(result.n_current),
+            n_reference=int(result.n_reference),
+            reference_id=seen.reference_id,
+            top_bins=_alert_bins(seen) if category == "data_quality" else seen.top_bins,
+            first_detected_at=format_timestamp(since),
+            evaluated_at=format_timestamp(seen.evaluated_at),
+            runbook_url=runbook_url(self.policy, severity, category),
+            dedup_key=f"{seen.model}/{seen.feature}/{result.statistic}",
+            summary=summary(
+                seen, status, severity, since, resolve_level(result, self.policy.resolve_ratio)
+            ),
         )
-        return alert
+
+
+def _alert_bins(seen: Observation) -> tuple[TopBin, ...]:
+    """The bins of a data-quality alert: the flagged values' share, when the rate is known."""
+    result = seen.result
+    reference_rate = getattr(result, "reference_rate", None)
+    if not isinstance(reference_rate, float):
+        return seen.top_bins
+    # The "bin" that moved is the flagged values' share, not any histogram bin.
+    label = "(missing)" if result.statistic == "missing_rate" else "(type mismatch)"
+    return (TopBin(bin=label, reference=reference_rate, current=float(result.value)),)
 
 
 def resolve_level(result: DriftResult, resolve_ratio: float) -> float:
@@ -661,256 +525,3 @@ def alert_id(model: str, feature: str, statistic: str, first_detected_at: float)
     """
     payload = json.dumps([model, feature, statistic, repr(float(first_detected_at))])
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-
-# ---------------------------------------------------------------------- formatting
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def format_timestamp(ts: float) -> str:
-    """RFC 3339 UTC string of epoch seconds (milliseconds shown only when non-zero).
-
-    Examples
-    --------
-    >>> format_timestamp(1764237600)
-    '2025-11-27T10:00:00Z'
-    >>> format_timestamp(1764237600.25)
-    '2025-11-27T10:00:00.250Z'
-    """
-    dt = _utc(ts)
-    if dt.microsecond // 1000:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _num(x: float) -> str:
-    """Short human form of a statistic value: 0.31, 0.20, 0.043, 1.5e-05, 12,345."""
-    if not math.isfinite(x):
-        return str(x)
-    if x == 0:
-        return "0"
-    mag = abs(x)
-    if mag >= 10_000:
-        return f"{x:,.0f}"
-    if mag >= 0.1:
-        return f"{x:.2f}"
-    return f"{x:.2g}"
-
-
-def _pair(value: float, threshold: float) -> tuple[str, str]:
-    """Format two numbers so that different values never print identically."""
-    v, t = _num(value), _num(threshold)
-    if v == t and value != threshold:
-        v, t = f"{value:.6g}", f"{threshold:.6g}"
-    return v, t
-
-
-def _pct(p: object) -> str:
-    if isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p):
-        return "?"
-    return f"{p * 100:.3g}%"
-
-
-def _hm(dt: datetime) -> str:
-    return dt.strftime("%H:%M:%S" if dt.second or dt.microsecond else "%H:%M")
-
-
-def _window_text(start: float, end: float) -> str:
-    """``2025-11-27 10:00–10:05 UTC`` (dates repeated only when the day changes)."""
-    a, b = _utc(start), _utc(end)
-    if a.date() == b.date():
-        return f"{a:%Y-%m-%d} {_hm(a)}–{_hm(b)} UTC"
-    return f"{a:%Y-%m-%d} {_hm(a)} – {b:%Y-%m-%d} {_hm(b)} UTC"
-
-
-def _duration(seconds: float) -> str:
-    minutes = max(0, round(seconds / 60))
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    return f"{hours // 24} days {hours % 24} h"
-
-
-def _most_changed(bins: Sequence[Mapping[str, object]]) -> str | None:
-    best: tuple[float, Mapping[str, object]] | None = None
-    for b in bins:
-        ref, cur = b.get("reference"), b.get("current")
-        if not (isinstance(ref, int | float) and isinstance(cur, int | float)):
-            continue
-        delta = abs(float(cur) - float(ref))
-        if math.isfinite(delta) and (best is None or delta > best[0]):
-            best = (delta, b)
-    if best is None:
-        return None
-    b = best[1]
-    return f"most changed bin {b.get('bin', '?')}: {_pct(b['reference'])} → {_pct(b['current'])}"
-
-
-def _summary(
-    *,
-    status: str,
-    severity: Severity,
-    model: str,
-    model_version: str,
-    feature: str,
-    result: DriftResult,
-    lower: float,
-    window_start: float,
-    window_end: float,
-    first_detected_at: float,
-    evaluated_at: float,
-    top_bins: Sequence[Mapping[str, object]],
-) -> str:
-    """One sentence an SRE understands from the text alone."""
-    version = model_version.strip()
-    if not version:
-        who = model
-    elif version[:1] in ("v", "V"):
-        who = f"{model} {version}"
-    else:
-        who = f"{model} v{version}"
-    if alert_category(result.statistic) == "data_quality":
-        return _quality_summary(
-            status=status,
-            severity=severity,
-            who=who,
-            feature=feature,
-            result=result,
-            lower=lower,
-            window_start=window_start,
-            window_end=window_end,
-            first_detected_at=first_detected_at,
-            evaluated_at=evaluated_at,
-        )
-    stat = _STAT_NAMES.get(result.statistic, result.statistic.upper())
-    p = "" if result.p_value is None else f", p={result.p_value:.2g}"
-    where = (
-        f"over window {_window_text(window_start, window_end)} on {result.n_current:,} events "
-        f"vs {result.n_reference:,} reference"
-    )
-    if status == "resolved":
-        v, lo = _pair(result.value, lower)
-        return (
-            f"{who}: feature '{feature}' back to normal ({stat} {v} < resolve level {lo}, "
-            f"threshold {_num(result.threshold)}{p}) {where}; {severity.label} drift lasted "
-            f"{_duration(evaluated_at - first_detected_at)} since "
-            f"{_utc(first_detected_at):%Y-%m-%d %H:%M} UTC."
-        )
-    v, t = _pair(result.value, result.threshold)
-    verb = "drifted" if status == "firing" else f"drift escalated to {severity.label}"
-    tail = _most_changed(top_bins)
-    return f"{who}: feature '{feature}' {verb} ({stat} {v} ≥ threshold {t}{p}) {where}" + (
-        f"; {tail}." if tail else "."
-    )
-
-
-def _flagged_text(result: DriftResult) -> str:
-    """What the flagged values of a data-quality statistic are, in words."""
-    if result.statistic == "missing_rate":
-        return "are missing (absent or null)"
-    kind = getattr(result, "kind", "")
-    if kind == "numeric":
-        return "are not numbers (type mismatch)"
-    if kind == "categorical":
-        return "are lists or objects, not categories (type mismatch)"
-    return "are of the wrong type (type mismatch)"
-
-
-def _quality_summary(
-    *,
-    status: str,
-    severity: Severity,
-    who: str,
-    feature: str,
-    result: DriftResult,
-    lower: float,
-    window_start: float,
-    window_end: float,
-    first_detected_at: float,
-    evaluated_at: float,
-) -> str:
-    """The sentence of a data-quality alert: rates in percent, against the reference's.
-
-    Examples
-    --------
-    >>> from stream_drift.stats.quality import MismatchRate
-    >>> import dataclasses
-    >>> r = dataclasses.replace(MismatchRate().evaluate([20_000, 0], [1160, 840]), kind="numeric")
-    >>> print(_quality_summary(status="firing", severity=Severity.WARNING, who="fraud v7",
-    ...     feature="age", result=r, lower=0.04, window_start=1764213000,
-    ...     window_end=1764213300, first_detected_at=1764213305, evaluated_at=1764213305))
-    fraud v7: feature 'age' data quality — 42% of values are not numbers (type mismatch) vs 0% in the reference (threshold 5%) over window 2025-11-27 03:10–03:15 UTC on 2,000 events.
-    """  # noqa: E501
-    reference = getattr(result, "reference_rate", None)
-    versus = f" vs {_pct(reference)} in the reference" if isinstance(reference, float) else ""
-    share = f"{_pct(result.value)} of values {_flagged_text(result)}{versus}"
-    where = f"over window {_window_text(window_start, window_end)} on {result.n_current:,} events"
-    if status == "resolved":
-        return (
-            f"{who}: feature '{feature}' data quality back to normal — {share}, below the "
-            f"resolve level {_pct(lower)} (threshold {_pct(result.threshold)}) {where}; "
-            f"{severity.label} problem lasted {_duration(evaluated_at - first_detected_at)} "
-            f"since {_utc(first_detected_at):%Y-%m-%d %H:%M} UTC."
-        )
-    head = "data quality" if status == "firing" else f"data quality worse ({severity.label})"
-    return (
-        f"{who}: feature '{feature}' {head} — {share} (threshold {_pct(result.threshold)}) {where}."
-    )
-
-
-def _parse_rfc3339(text: object) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
-
-
-def format_alert_line(alert: Mapping[str, object]) -> str:
-    """One readable line for ``stream-drift alerts``; tolerant of missing fields.
-
-    Layout: evaluation time, status, severity, ``model/feature/statistic``, value vs
-    threshold, window, then the summary after ``|``.
-
-    Examples
-    --------
-    >>> line = format_alert_line({
-    ...     "status": "firing", "severity": "critical", "model": "fraud",
-    ...     "feature": "amount", "statistic": "psi", "value": 0.31, "threshold": 0.2,
-    ...     "window": {"start": "2025-11-27T10:00:00Z", "end": "2025-11-27T10:05:00Z"},
-    ...     "evaluated_at": "2025-11-27T10:05:07Z", "summary": "fraud v7: ..."})
-    >>> print(line)  # doctest: +NORMALIZE_WHITESPACE
-    2025-11-27T10:05:07Z FIRING CRITICAL fraud/amount/psi 0.31 vs 0.20
-    window 2025-11-27 10:00–10:05 UTC | fraud v7: ...
-    """
-
-    def text(name: str) -> str:
-        value = alert.get(name)
-        return "?" if value is None else str(value)
-
-    def number(name: str) -> str:
-        value = alert.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return _num(float(value))
-        return "?"
-
-    window = alert.get("window")
-    span = "?"
-    if isinstance(window, Mapping):
-        start, end = _parse_rfc3339(window.get("start")), _parse_rfc3339(window.get("end"))
-        if start is not None and end is not None:
-            span = _window_text(start, end)
-        else:
-            span = f"{window.get('start', '?')} → {window.get('end', '?')}"
-    return (
-        f"{text('evaluated_at')} {text('status').upper():<9} {text('severity').upper():<8} "
-        f"{text('model')}/{text('feature')}/{text('statistic')} "
-        f"{number('value')} vs {number('threshold')} window {span} | {text('summary')}"
-    )

@@ -13,14 +13,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from stream_drift.pipeline.alerts import format_timestamp
+from stream_drift.pipeline.alert_text import format_timestamp
+from stream_drift.pipeline.columns import group_values
+from stream_drift.pipeline.decode import EventDecoder
 from stream_drift.pipeline.events import (
     Event,
-    EventDecoder,
     RawRecord,
     Rejection,
     RejectReason,
-    group_values,
     is_prediction_series,
 )
 from stream_drift.pipeline.partials import Partial

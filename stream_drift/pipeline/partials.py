@@ -5,27 +5,37 @@ series per event-time step accumulated since the last flush, the source partitio
 watermark (largest event time seen on it) and how many events it counted. Histograms add, so
 stage 2 merges partials from any number of workers exactly. A *tick* carries only the
 processing time; the evaluator uses it to close windows of idle models.
+
+Both are tagged records (``"kind": "partial"`` or ``"tick"``) encoded as JSON by msgspec. The
+JSON is the one earlier versions wrote, field for field, and a field added since has a
+default that says "unknown", so a worker reads what an earlier version left on the topic.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
+from stream_drift.pipeline.counts import HistogramCounts, StepCounts
 from stream_drift.stats.histogram import Histogram
 
+__all__ = ["Partial", "Tick", "decode_message"]
 
-@dataclass
-class Partial:
+
+class Partial(msgspec.Struct, tag_field="kind", tag="partial"):
     """Partial histograms of one model version from one source partition.
 
     Examples
     --------
+    >>> from stream_drift.stats.binning import NumericBinning
     >>> p = Partial("fraud", "7", "sha256:ab", "drift.events/0", watermark=130.0,
-    ...             steps={120.0: {"x": {"n_bins": 2, "missing": 0, "bins": [0], "counts": [3]}}},
     ...             events={120.0: 3})
+    >>> p.add_step(120.0, "x", Histogram(NumericBinning([0.0])).add([1.0, 2.0, None]))
+    >>> wire = msgspec.json.decode(p.to_bytes())
+    >>> wire["kind"], wire["steps"], wire["events"]
+    ('partial', {'120.0': {'x': {'n_bins': 2, 'missing': 1, 'bins': [1], 'counts': [2]}}},
+     {'120.0': 3})
     >>> decode_message(p.to_bytes()) == p
     True
     """
@@ -35,8 +45,9 @@ class Partial:
     reference_id: str
     source: str
     watermark: float
-    steps: dict[float, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    events: dict[float, int] = field(default_factory=dict)
+    steps: StepCounts = msgspec.field(default_factory=dict)
+    """Step start -> series -> histogram counts, of the steps that changed (see below)."""
+    events: dict[float, int] = msgspec.field(default_factory=dict)
     offset_end: int = -1
     """Offset after the last source record this partial covers."""
     offset_start: int = -1
@@ -50,65 +61,58 @@ class Partial:
     source_partitions: int = 0
     """Partitions of the source topic (0: unknown); stage 2 waits for all of them."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "partial",
-            "model": self.model,
-            "model_version": self.model_version,
-            "reference_id": self.reference_id,
-            "source": self.source,
-            "watermark": self.watermark,
-            "steps": {repr(k): v for k, v in self.steps.items()},
-            "events": {repr(k): v for k, v in self.events.items()},
-            "offset_end": self.offset_end,
-            "offset_start": self.offset_start,
-            "source_partitions": self.source_partitions,
-        }
-
     def to_bytes(self) -> bytes:
-        return msgspec.json.encode(self.to_dict())
+        return _ENCODER.encode(self)
 
     @property
     def n_events(self) -> int:
         return sum(self.events.values())
 
     def add_step(self, step: float, series: str, histogram: Histogram) -> None:
-        self.steps.setdefault(step, {})[series] = histogram.to_dict()
+        self.steps.setdefault(step, {})[series] = HistogramCounts.of(histogram)
 
 
-@dataclass
-class Tick:
-    """Processing-time heartbeat for one partials partition."""
+class Tick(msgspec.Struct, tag_field="kind", tag="tick"):
+    """Processing-time heartbeat for one partials partition.
+
+    Examples
+    --------
+    >>> Tick(1764213000.25).to_bytes()
+    b'{"kind":"tick","now":1764213000.25}'
+    """
 
     now: float
 
     def to_bytes(self) -> bytes:
-        return msgspec.json.encode({"kind": "tick", "now": self.now})
+        return _ENCODER.encode(self)
+
+
+_ENCODER: Final = msgspec.json.Encoder()
+_DECODER: Final = msgspec.json.Decoder(Partial | Tick)
 
 
 def decode_message(data: bytes | str | dict[str, Any]) -> Partial | Tick:
-    """Parse a message of ``drift.partials``.
+    """Parse a message of ``drift.partials`` (its bytes, text, or JSON object).
 
     Raises
     ------
     ValueError
-        When it is neither a partial nor a tick.
+        When it is neither a partial nor a tick, or a field has the wrong type.
+    msgspec.DecodeError
+        When it is not JSON (a subclass of ``ValueError``).
+
+    Examples
+    --------
+    >>> decode_message(b'{"kind": "tick", "now": 5}')
+    Tick(now=5.0)
+    >>> decode_message({"kind": "other"})
+    Traceback (most recent call last):
+    ...
+    ValueError: not a partials message: Invalid value 'other' - at `$.kind`
     """
-    obj: Any = data if isinstance(data, dict) else msgspec.json.decode(data)
-    kind = obj.get("kind") if isinstance(obj, dict) else None
-    if kind == "tick":
-        return Tick(float(obj["now"]))
-    if kind != "partial":
-        raise ValueError(f"not a partials message: kind={kind!r}")
-    return Partial(
-        model=obj["model"],
-        model_version=obj["model_version"],
-        reference_id=obj["reference_id"],
-        source=obj["source"],
-        watermark=float(obj["watermark"]),
-        steps={float(k): v for k, v in obj["steps"].items()},
-        events={float(k): int(v) for k, v in obj["events"].items()},
-        offset_end=int(obj.get("offset_end", -1)),
-        offset_start=int(obj.get("offset_start", -1)),
-        source_partitions=int(obj.get("source_partitions", 0)),
-    )
+    try:
+        if isinstance(data, dict):
+            return msgspec.convert(data, Partial | Tick, str_keys=True)
+        return _DECODER.decode(data)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"not a partials message: {exc}") from None

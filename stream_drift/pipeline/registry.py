@@ -6,7 +6,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from stream_drift.pipeline.events import Event, group_values, is_prediction_series
+from stream_drift.pipeline.columns import group_values
+from stream_drift.pipeline.events import Event, is_prediction_series
 from stream_drift.pipeline.reference import ReferenceProfile, build_reference
 
 

@@ -182,18 +182,6 @@ class RateStatistic(Statistic):
         total = int(counts.sum())
         return int(counts[-1]) / total if total else 0.0
 
-    @staticmethod
-    def null_rate(n_reference: int, flagged_reference: int) -> float:
-        """The smoothed reference rate ``(k + 0.5) / (m + 1)``: the mean rate under test.
-
-        Examples
-        --------
-        >>> MissingRate.null_rate(100_000, 0), MissingRate.null_rate(1000, 100)
-        (4.99995000049999e-06, 0.1003996003996004)
-        """
-        a, b = _beta_params(n_reference, flagged_reference)
-        return a / (a + b)
-
     def p_value(
         self,
         value: float,

@@ -19,8 +19,6 @@ import numpy as np
 from stream_drift.pipeline.columns import Column, infer_kind, n_rows
 from stream_drift.pipeline.reference import ReferenceError, ReferenceProfile, build_reference
 
-FORMATS = ("csv", "parquet", "jsonl")
-
 EVENT_FIELDS = frozenset({"model", "model_version", "event_id", "ts", "features", "prediction"})
 """Top-level fields of a stream event (DESIGN §3.1)."""
 

