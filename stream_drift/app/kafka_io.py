@@ -1,7 +1,7 @@
 """Small Kafka clients: publish references, replay events, read and follow topics.
 
 Every consumer is opened by :func:`open_consumer` and read by :func:`read_records`. Every
-client here takes ``security``, the keyword arguments of
+client here takes ``bootstrap`` (``host:port[,host:port]``), ``security``, the keyword arguments of
 :meth:`stream_drift.config.KafkaSettings.client_kwargs` (TLS, SASL; ``None`` is PLAINTEXT),
 and ``connect_timeout``: a broker that does not answer within it raises
 :class:`BrokerUnreachableError` instead of aiokafka's retries and traceback.
@@ -213,8 +213,8 @@ async def publish_reference(
 
     Parameters
     ----------
-    bootstrap
-        ``host:port[,host:port]``.
+    bootstrap, security, connect_timeout
+        As for every client here (see the module's description).
     topic
         The references topic; created (``partitions``, ``topic_configs``) when missing.
     profile
@@ -224,11 +224,6 @@ async def publish_reference(
     topic_configs
         Configs of the topic if it has to be created (``None``:
         :data:`REFERENCE_TOPIC_CONFIGS`, compacted and kept forever).
-    security
-        TLS/SASL keyword arguments, :meth:`stream_drift.config.KafkaSettings.client_kwargs`
-        (``None``: PLAINTEXT).
-    connect_timeout
-        Seconds to wait for the brokers before :class:`BrokerUnreachableError`.
 
     Raises
     ------
@@ -305,19 +300,14 @@ async def produce(
 
     Parameters
     ----------
-    bootstrap
-        ``host:port[,host:port]``.
+    bootstrap, security, connect_timeout
+        As for every client here (see the module's description).
     topic
         Destination topic.
     values
         Message values, sent in order.
     rate
         Messages per second; 0 sends as fast as possible.
-    security
-        TLS/SASL keyword arguments, :meth:`stream_drift.config.KafkaSettings.client_kwargs`
-        (``None``: PLAINTEXT).
-    connect_timeout
-        Seconds to wait for the brokers before :class:`BrokerUnreachableError`.
 
     Returns
     -------
@@ -505,19 +495,14 @@ async def follow(
 
     Parameters
     ----------
-    bootstrap
-        ``host:port[,host:port]``.
+    bootstrap, security, connect_timeout
+        As for every client here (see the module's description).
     topic
         The topic to follow.
     from_beginning
         Start at the oldest record instead of the end.
     idle_timeout
         Stop after this many seconds with nothing new (``None``: never).
-    security
-        TLS/SASL keyword arguments, :meth:`stream_drift.config.KafkaSettings.client_kwargs`
-        (``None``: PLAINTEXT).
-    connect_timeout
-        Seconds to wait for the brokers before :class:`BrokerUnreachableError`.
 
     Raises
     ------
@@ -558,8 +543,8 @@ async def read_reference_history(
 
     Parameters
     ----------
-    bootstrap
-        ``host:port[,host:port]``.
+    bootstrap, security, connect_timeout
+        As for every client here (see the module's description).
     topic
         The references topic.
     model, model_version
@@ -569,10 +554,6 @@ async def read_reference_history(
         Seconds without a record after which the topic counts as read.
     max_seconds
         Upper bound of the whole read.
-    security
-        TLS/SASL keyword arguments (``None``: PLAINTEXT).
-    connect_timeout
-        Seconds to wait for the brokers before :class:`BrokerUnreachableError`.
 
     Returns
     -------
@@ -666,8 +647,8 @@ async def open_group_consumer(
 
     Parameters
     ----------
-    bootstrap
-        ``host:port[,host:port]``.
+    bootstrap, security, connect_timeout
+        As for every client here (see the module's description).
     topic
         The topic to subscribe to.
     group
@@ -679,11 +660,6 @@ async def open_group_consumer(
     max_poll_interval
         Longest time between two reads before the consumer leaves the group, seconds: more
         than the longest processing of one batch.
-    security
-        TLS/SASL keyword arguments, :meth:`stream_drift.config.KafkaSettings.client_kwargs`
-        (``None``: PLAINTEXT).
-    connect_timeout
-        Seconds to wait for the brokers before :class:`BrokerUnreachableError`.
 
     Raises
     ------
