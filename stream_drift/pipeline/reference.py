@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -215,9 +216,14 @@ class ReferenceProfile:
             "series": {name: s.to_dict() for name, s in sorted(self.series.items())},
         }
 
-    @property
+    @cached_property
     def id(self) -> str:
-        """Content hash: ``sha256:`` and the first 16 hex digits."""
+        """Content hash: ``sha256:`` and the first 16 hex digits.
+
+        Computed once: hashing every series costs milliseconds and stage 2 asks for the id of
+        every partial it applies. A profile is not changed after it is built (build a new
+        one, e.g. with :func:`dataclasses.replace`, which computes its own id).
+        """
         canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
