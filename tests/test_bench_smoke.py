@@ -8,10 +8,16 @@ the one run's tables and records are rendered both ways with the real ``emit``. 
 only: timings and detection figures are never asserted (the machine is shared and noisy; the
 numbers are a report, not a contract). ``tests/test_bench_client_smoke.py`` runs a benchmark
 as ``python -m bench.<name>``, as documented.
+
+``bench.e2e``: its lean loop and the check that keeps it honest are tested without Kafka (a
+loop that skips a batch, drops a value or bins one wrongly must be caught); ``--quick`` runs
+against the embedded broker (``kafka`` mark) with one real worker, the scale rows' workers
+stubbed (a worker start-up costs ~8 s each).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import io
 import json
@@ -21,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,3 +168,137 @@ def test_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     } <= targets
     assert doc["meta"]["checked_against_evaluate"] > 0, "windows checked against evaluate()"
     _check_markdown(text, len(DETECTION_TABLES))
+
+
+# -- bench.e2e ---------------------------------------------------------------------------------
+
+E2E_CEILING_KEYS = {
+    "produce_events_per_s",
+    "fetch_aiokafka_events_per_s",
+    "fetch_librdkafka_events_per_s",
+    "lean_aiokafka_events_per_s",
+    "lean_librdkafka_events_per_s",
+    "worker_stage1_events_per_s",
+    "worker_committed_events_per_s",
+    "ratio_worker_to_lean",
+    "ratio_worker_to_fetch",
+}
+
+
+def _e2e_modules(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, Any]:
+    monkeypatch.syspath_prepend(str(ROOT))
+    return (
+        importlib.import_module("bench.ceilings"),
+        importlib.import_module("bench.scale"),
+        importlib.import_module("bench.e2e"),
+    )
+
+
+def _lean_fixture(monkeypatch: pytest.MonkeyPatch, n: int) -> tuple[Any, Any, list[bytes], Any]:
+    """A 10-feature scenario's reference and events, and a LeanLoop on its bin edges."""
+    ceilings, scale, e2e = _e2e_modules(monkeypatch)
+    scenario = scale.Scenario("t", "t", events=n)
+    reference = scale.make_references(scenario, seed=3)[0]
+    values, partitions = scale.make_events(scenario, seed=3, t0=1_700_000_000.0)
+    backlog = scale.Backlog("-", "-", scenario, [reference], values, 0.0)
+    loop = ceilings.LeanLoop(scenario.feature_names, e2e.lean_edges(backlog), scale.STEP_SECONDS)
+    return e2e, loop, values, np.asarray(partitions, dtype=np.int64)
+
+
+def test_lean_loop_counts_every_value_in_its_bin(monkeypatch: pytest.MonkeyPatch) -> None:
+    e2e, loop, values, partitions = _lean_fixture(monkeypatch, 2_500)
+    for start in range(0, len(values), 1_000):  # batches, as a reader hands them over
+        loop.add(values[start : start + 1_000], partitions[start : start + 1_000])
+    e2e.check_lean(loop, values, bin_by_bin=True)  # np.histogram of json-read values
+    # Per (partition, step): 4 partitions, 2.5 s of event time inside one or two 60-s steps.
+    assert {p for p, _ in loop.counts["f0"]} == {0, 1, 2, 3}
+    for name in loop.series:
+        assert sum(int(c.sum()) for c in loop.counts[name].values()) == len(values)
+
+
+def test_lean_check_catches_a_loop_that_skips_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    e2e, loop, values, partitions = _lean_fixture(monkeypatch, 1_200)
+    loop.add(values[:1_000], partitions[:1_000])  # one batch never binned
+    with pytest.raises(RuntimeError, match="decoded 1,000 events of 1,200"):
+        e2e.check_lean(loop, values, bin_by_bin=False)
+    loop.add(values[1_000:], partitions[1_000:])
+    e2e.check_lean(loop, values, bin_by_bin=True)
+    # Same totals, one value in the wrong bin: only the bin-by-bin check sees it.
+    counts = next(iter(loop.counts["f3"].values()))
+    moved = int(np.flatnonzero(counts)[0])
+    counts[moved] -= 1
+    counts[moved + 1] += 1
+    e2e.check_lean(loop, values, bin_by_bin=False)
+    with pytest.raises(RuntimeError, match=r"f3 counts differ from np\.histogram"):
+        e2e.check_lean(loop, values, bin_by_bin=True)
+    counts[moved + 1] -= 1  # a value dropped: the totals check sees it
+    with pytest.raises(RuntimeError, match="counted 1,199 f3 values of 1,200"):
+        e2e.check_lean(loop, values, bin_by_bin=False)
+
+
+def test_scale_events_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, scale, _ = _e2e_modules(monkeypatch)
+    keyed = scale.Scenario("k", "k", events=40, models=8, partitions=4, keyed=True)
+    values, partitions = scale.make_events(keyed, seed=1, t0=0.0)
+    events = [json.loads(v) for v in values]
+    for event, partition in zip(events, partitions, strict=True):
+        assert int(event["model"].removeprefix("bench")) % 4 == partition  # keyed by model
+    mixed = scale.Scenario("c", "c", events=50, features=10, categorical_share=0.3)
+    [event] = [json.loads(v) for v in scale.make_events(mixed, seed=1, t0=0.0)[0][:1]]
+    kinds = {k: type(v).__name__ for k, v in event["features"].items()}
+    assert sorted(kinds) == sorted(mixed.feature_names) and len(kinds) == 10
+    assert sum(t == "str" for t in kinds.values()) == 3
+    reference = scale.make_references(mixed, seed=1)[0]
+    assert {n for n, s in reference.series.items() if s.kind == "categorical"} == {"c0", "c1", "c2"}
+
+
+@pytest.mark.kafka
+def test_e2e_quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--quick`` in-process: real broker, ceilings and one real worker (the ceiling run);
+    the scale rows' workers are replaced by a stub (each would cost a worker start-up), so
+    their backlogs are produced and their rows rendered, not drained."""
+    _, scale, e2e = _e2e_modules(monkeypatch)
+    table = importlib.import_module("bench._table")
+    real_drain = scale.drain
+    calls: list[int] = []
+
+    def drain(settings: Any, workdir: Path, n: int, timeout: float = 300) -> Any:
+        calls.append(len(settings))
+        if len(calls) == 1:
+            return real_drain(settings, workdir, n, timeout)
+        per_worker = settings[0].topics.partitions.events // len(settings)
+        return scale.Drain(n, n, n, 1.0, 1.5, 0.0, [per_worker] * len(settings))
+
+    emitted: list[dict[str, Any]] = []
+    monkeypatch.setattr(scale, "drain", drain)
+    monkeypatch.setattr(e2e, "emit", lambda **kwargs: emitted.append(kwargs))
+    assert e2e.main(["--quick", "--no-resources"]) == 0
+    assert calls == [1, 1, 2, 2, 1, 1, 1]
+    [kwargs] = emitted
+    out = io.StringIO()
+    table.emit(**{**kwargs, "as_json": True, "out": out})
+    doc = json.loads(out.getvalue())
+    assert doc["meta"]["quick"] is True and doc["meta"]["cores"] >= 1
+    assert doc["summary"].startswith("SUMMARY:")
+    [ceiling] = doc["tables"]["ceilings"]
+    assert set(ceiling) >= E2E_CEILING_KEYS
+    assert ceiling["worker_accepted"] == ceiling["events"] == e2e.QUICK_EVENTS
+    assert ceiling["lean_checked_bin_by_bin"] is True
+    for key in E2E_CEILING_KEYS:
+        assert math.isfinite(ceiling[key]) and ceiling[key] > 0, key
+    assert [r["scenario"] for r in doc["tables"]["scale"]] == [s.key for s in e2e.SCALE]
+    assert set(doc["tables"]["machine"][0]) >= {"cores", "load_before", "load_after"}
+    text = io.StringIO()
+    table.emit(**{**kwargs, "out": text})
+    _check_markdown(text.getvalue(), 2)
+
+
+def test_ceilings_share_no_code_with_the_product() -> None:
+    """``bench/ceilings.py`` (bare fetch, lean loop) imports nothing of ``stream_drift``."""
+    tree = ast.parse((ROOT / "bench" / "ceilings.py").read_text(encoding="utf-8"))
+    imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported += [alias.name for alias in node.names]
+    assert "msgspec" in imported and "numpy" in imported
+    assert not [m for m in imported if m.split(".")[0] in {"stream_drift", "bench"}]

@@ -3,7 +3,9 @@
 A Faust agent pays ~77 µs of stream machinery per event (KAFKA-LOCAL.md), so stage 1 owns an
 aiokafka consumer in its own group (``<app_id>-ingest``): it fetches up to
 ``consumer_max_records`` records at once, decodes, validates and bins them with
-:class:`~stream_drift.pipeline.ingest.IngestAccumulator`, and every
+:class:`~stream_drift.pipeline.ingest.IngestAccumulator` (the columnar decode and binning in
+one dedicated thread, every change of state on the event loop, so heartbeats, stage 2 and
+``/metrics`` stay responsive while a backlog drains), and every
 ``flush_interval_seconds`` sends the partial histograms to ``drift.partials`` and the
 rejected records to ``drift.deadletter`` through the app's producer. Offsets are committed
 only once those sends were acknowledged, so a crash replays at most one flush interval
@@ -18,6 +20,7 @@ import asyncio
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,8 +40,9 @@ from faust.exceptions import FaustError
 
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
+from stream_drift.pipeline.columnar import RecordBatch
 from stream_drift.pipeline.deadletter import DEADLETTER_MIN_BYTES, deadletter_payload
-from stream_drift.pipeline.events import RawRecord, Rejection
+from stream_drift.pipeline.events import Rejection
 from stream_drift.pipeline.ingest import BatchOutcome, IngestAccumulator
 from stream_drift.pipeline.registry import reference_record_key
 
@@ -124,6 +128,7 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.service = service
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.service.revocations += 1
         await self.service.flush()
         for tp in revoked:
             # Its next owner resumes from the committed chunk start; if it comes back here,
@@ -165,6 +170,9 @@ class IngestService(mode.Service):
         self._flush_lock = asyncio.Lock()
         self._stopping = False
         self._loop_done = asyncio.Event()
+        # One thread: batches are computed one at a time, in order.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="stage1")
+        self.revocations = 0  # rebalances that took partitions away (see _ingest)
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -195,6 +203,7 @@ class IngestService(mode.Service):
             log.warning("ingest loop did not finish within 15 s")
         if self.consumer is not None:
             await self.consumer.stop()
+        self._executor.shutdown(wait=False)
 
     @mode.Service.task
     async def _run(self) -> None:
@@ -233,18 +242,18 @@ class IngestService(mode.Service):
                 health.last_batch_at = now
                 self._consumed += sum(len(msgs) for msgs in batch.values())
                 health.records_consumed = self._consumed
-                records = []
+                records = RecordBatch([], [], [], [], [])
                 for tp, msgs in batch.items():
                     if tp.topic not in self.accumulator.topic_partitions:
                         known = consumer.partitions_for_topic(tp.topic) or ()
                         self.accumulator.topic_partitions[tp.topic] = len(known)
-                    for m in msgs:
-                        records.append(
-                            RawRecord(m.value, tp.topic, tp.partition, m.offset, m.timestamp, m.key)
-                        )
+                    records.add_partition(tp.topic, tp.partition, msgs)
                     self.next_offsets[tp] = msgs[-1].offset + 1
-                await self._handle(self.accumulator.add_records(records))
+                await self._handle(await self._ingest(records))
+                assigned = consumer.assignment()
                 for tp in batch:
+                    if tp not in assigned:  # revoked meanwhile: its new owner commits it
+                        continue
                     # A chunk start, never more: a restart replays whole chunks, which stage 2
                     # de-duplicates exactly (see IngestAccumulator).
                     offset = self.accumulator.commit_offset(tp.topic, tp.partition)
@@ -254,6 +263,27 @@ class IngestService(mode.Service):
                 await self.flush()
                 self._export_lag()
         await self.flush()
+
+    async def _ingest(self, batch: RecordBatch) -> BatchOutcome:
+        """Decode and bin a batch in the ingest thread, count it in on the event loop.
+
+        The thread only reads (:meth:`IngestAccumulator.compute`): every change of stage 1's
+        state happens here, on the loop, batch after batch, so a flush or a rebalance
+        callback never sees half a batch. While the thread decodes (msgspec and numpy hold
+        the GIL only in turns), the loop keeps answering heartbeats, stage 2 and
+        ``/metrics``.
+        """
+        accumulator = self.accumulator
+        accumulator.prepare()
+        revocations = self.revocations
+        loop = asyncio.get_running_loop()
+        computed = await loop.run_in_executor(self._executor, accumulator.compute, batch)
+        if self.revocations != revocations and self.consumer is not None:
+            # Partitions moved while the thread worked: their state was flushed and forgotten,
+            # and their next owner replays them; count only the partitions still ours.
+            assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+            return accumulator.add_batch(batch.only(assigned))
+        return accumulator.apply(computed)
 
     def drop_offsets(self, tp: TopicPartition) -> None:
         """Forget a revoked partition's offsets (its new owner commits them)."""

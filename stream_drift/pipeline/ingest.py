@@ -1,8 +1,14 @@
 """Stage 1 without Kafka: decode, validate, bin and accumulate a batch of raw records.
 
-The Faust layer feeds :meth:`IngestAccumulator.add_records` with each batch it consumes,
-sends what :meth:`IngestAccumulator.flush` returns to ``drift.partials``, dead-letters the
-rejections, and commits the batch's offsets only after both were delivered.
+The Faust layer feeds :meth:`IngestAccumulator.add_batch` (or :meth:`~IngestAccumulator.
+add_records`) with each batch it consumes, sends what :meth:`IngestAccumulator.flush` returns
+to ``drift.partials``, dead-letters the rejections, and commits the batch's offsets only after
+both were delivered.
+
+A batch takes the columnar path of :mod:`stream_drift.pipeline.columnar` first; only the
+records it cannot judge (bad ones, unknown models, unusual timestamps or payloads) go through
+the per-record path (:meth:`IngestAccumulator.add_records_per_record`), which gives the same
+outcome for every record (a property test checks it on random batches).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from stream_drift.pipeline.alert_text import format_timestamp
+from stream_drift.pipeline.columnar import Computed, FastDecoders, GroupCounts, RecordBatch
 from stream_drift.pipeline.columns import group_values
 from stream_drift.pipeline.decode import EventDecoder
 from stream_drift.pipeline.events import (
@@ -83,6 +90,9 @@ class IngestAccumulator:
         ``future_timestamp``, so no watermark moves beyond the clock plus this margin.
     clock
         Wall clock (epoch seconds), injectable for tests.
+    columnar
+        Take the columnar path first (the default); ``False`` judges every record on its
+        own (the reference the columnar path is tested against).
     chunk_records
         Partials are cut at multiples of this many source offsets. A partial covers
         ``[chunk start, position)`` of its partition — *cumulative*: each flush resends the
@@ -129,6 +139,7 @@ class IngestAccumulator:
         chunk_records: int = CHUNK_RECORDS,
         max_future_seconds: float = math.inf,
         clock: Callable[[], float] = time.time,
+        columnar: bool = True,
     ) -> None:
         if not step_seconds > 0:
             raise ValueError("step_seconds must be > 0")
@@ -154,11 +165,121 @@ class IngestAccumulator:
         self.topic_partitions: dict[str, int] = {}
         """Partitions of each source topic (set by the consumer), sent with every partial so
         stage 2 waits for the partitions it has not heard from yet."""
+        self.columnar = columnar
+        self._fast = FastDecoders(registry, self.decoder.known_models)
+        self._reference_ids: dict[int, tuple[ReferenceProfile, str]] = {}
+        self._judged: Counter[tuple[str, str]] = Counter()  # last per-record call's accepted
 
     def add_records(self, records: Iterable[RawRecord]) -> BatchOutcome:
         """Decode, validate, bin and count one batch; never raises on bad input."""
+        if not self.columnar:
+            return self.add_records_per_record(records)
+        return self.add_batch(RecordBatch.of_records(records))
+
+    def add_batch(self, batch: RecordBatch) -> BatchOutcome:
+        """:meth:`add_records` for a batch already in columns."""
+        self.prepare()
+        return self.apply(self.compute(batch))
+
+    def prepare(self) -> None:
+        """Bring the typed decoders up to date with the registry (on the thread that owns
+        this accumulator, before :meth:`compute`)."""
+        self._fast.refresh()
+
+    def compute(self, batch: RecordBatch) -> Computed:
+        """Decode and bin ``batch`` without changing any state: safe to run in another
+        thread while the owner's thread goes on; :meth:`apply` the result on the owner's
+        thread, in batch order."""
+        return self._fast.compute(
+            batch,
+            step_seconds=self.step_seconds,
+            chunk_records=self.chunk_records,
+            horizon=self.clock() + self.max_future_seconds,
+            max_message_bytes=self.decoder.max_message_bytes,
+        )
+
+    def apply(self, computed: Computed) -> BatchOutcome:
+        """Count what :meth:`compute` found into the chunk histograms, and judge the rows it
+        left to the per-record path; returns the batch's outcome."""
+        batch = computed.batch
         outcome = BatchOutcome()
-        horizon = self.clock() + self.max_future_seconds
+        names = [self._source_name(topic, partition) for topic, partition in computed.sources]
+        start = 0
+        for topic, partition, end in batch.sources:
+            name = self._source_name(topic, partition)
+            if end > start:
+                last = max(batch.offsets[start:end]) + 1
+                if last > self.positions.get(name, -1):
+                    self.positions[name] = last
+            start = end
+        slow = computed.slow
+        registry = self.registry
+        current = all(registry.lookup(g.model, g.version) is g.reference for g in computed.groups)
+        if not current:  # a reference changed while the batch was computed: judge it anew
+            slow = list(range(len(batch)))
+        else:
+            for g in computed.groups:
+                self._add_group(names[g.source], g, outcome)
+            for s_i, end in computed.accepted_end.items():
+                name = names[s_i]
+                if end > self.offsets.get(name, -1):
+                    self.offsets[name] = end
+            for (s_i, model), wm in computed.watermarks.items():
+                key = (names[s_i], model)
+                if wm > self.watermarks.get(key, -math.inf):
+                    self.watermarks[key] = wm
+        if slow:
+            self._per_record([batch.record(i) for i in slow], outcome, computed.horizon)
+            # Accepted here rather than in columns: a version whose shape is not the struct's?
+            for (model, version), n in self._judged.items():
+                reference = registry.lookup(model, version)
+                if reference is not None:
+                    seen = computed.misfits.setdefault(model, {})
+                    _, before = seen.get(id(reference), (reference, 0))
+                    seen[id(reference)] = (reference, before + n)
+        self._fast.learn(computed)
+        return outcome
+
+    def _source_name(self, topic: str, partition: int) -> str:
+        tp = (topic, partition)
+        source = self._source_names.get(tp)
+        if source is None:  # one string per partition, not one per record
+            source = self._source_names[tp] = f"{topic}/{partition}"
+        return source
+
+    def _reference_id(self, reference: ReferenceProfile) -> str:
+        known = self._reference_ids.get(id(reference))
+        if known is None or known[0] is not reference:  # the id hashes the content: cache it
+            if len(self._reference_ids) > 4 * len(self.registry) + 16:
+                self._reference_ids.clear()  # replaced references: drop them with the rest
+            known = self._reference_ids[id(reference)] = (reference, reference.id)
+        return known[1]
+
+    def _add_group(self, source: str, group: GroupCounts, outcome: BatchOutcome) -> None:
+        reference = group.reference
+        key = (group.model, group.version, self._reference_id(reference), source, group.chunk)
+        builder = self._builders.get(key)
+        if builder is None:
+            builder = self._builders[key] = _Builder(reference)
+        builder.dirty = True
+        hists = builder.steps.setdefault(group.step, {})
+        for name, (counts, missing) in group.counts.items():
+            hist = hists.get(name)
+            if hist is None:
+                hist = hists[name] = reference.series[name].empty()
+            hist.counts += counts
+            hist.missing += missing
+        builder.events[group.step] += group.events
+        builder.changed.add(group.step)
+        outcome.accepted[group.model] += group.events
+
+    def add_records_per_record(self, records: Iterable[RawRecord]) -> BatchOutcome:
+        """:meth:`add_records` judging every record on its own (no columnar path)."""
+        return self._per_record(records, BatchOutcome(), self.clock() + self.max_future_seconds)
+
+    def _per_record(
+        self, records: Iterable[RawRecord], outcome: BatchOutcome, horizon: float
+    ) -> BatchOutcome:
         starting = 0  # models whose warm-up this batch starts
         by_source: dict[str, dict[tuple[str, int, str], list[Event]]] = {}
         waiting: dict[tuple[str, str], list[tuple[RawRecord, Event]]] = {}
@@ -228,18 +349,16 @@ class IngestAccumulator:
             if items and self.registry.lookup(*key) is not None:
                 for record, event in items:
                     self._admit(record, event, by_source)
+        self._judged.clear()
         for source, groups in by_source.items():
             for (model, chunk, version), events in groups.items():
+                self._judged[model, version] += len(events)
                 outcome.mismatched.update(self._accumulate(source, chunk, model, version, events))
                 outcome.accepted[model] += len(events)
         return outcome
 
     def _source(self, record: RawRecord) -> str:
-        tp = (record.topic, record.partition)
-        source = self._source_names.get(tp)
-        if source is None:  # one string per partition, not one per record
-            source = self._source_names[tp] = f"{record.topic}/{record.partition}"
-        return source
+        return self._source_name(record.topic, record.partition)
 
     def _admit(
         self,
@@ -265,7 +384,7 @@ class IngestAccumulator:
         mismatched: Counter[tuple[str, str]] = Counter()
         reference = self.registry.lookup(model, version)
         assert reference is not None
-        key = (model, version, reference.id, source, chunk)
+        key = (model, version, self._reference_id(reference), source, chunk)
         builder = self._builders.get(key)
         if builder is None:
             builder = self._builders[key] = _Builder(reference)
