@@ -420,7 +420,9 @@ def run_scenario(
                 f"bench-{tag}",
                 str(workdir / f"data-{tag}-{i}"),
                 scenario.partitions,
-                extra=None,
+                # 1,000 models export ~100 label sets each: above the default cap of 10,000,
+                # accepted events of the models past it would be missing from /metrics.
+                extra={"metrics.max_series": max(10_000, 200 * scenario.models)},
             )
             for i in range(scenario.workers)
         ]
