@@ -161,6 +161,8 @@ class ReferenceRegistry:
     def __init__(self) -> None:
         self._exact: dict[tuple[str, str], ReferenceProfile] = {}
         self._newest: dict[str, ReferenceProfile] = {}
+        # Stage 2 resolves a reference id per partial: a scan would cost O(models) each.
+        self._by_id: dict[str, ReferenceProfile] = {}
 
     def add(self, profile: ReferenceProfile) -> bool:
         """Install a reference (latest wins); ``False`` when it was already installed."""
@@ -168,8 +170,11 @@ class ReferenceRegistry:
         current = self._exact.get(key)
         if current is not None and current.id == profile.id:
             return False
+        if current is not None:
+            del self._by_id[current.id]
         self._exact[key] = profile
         self._newest[profile.model] = profile
+        self._by_id[profile.id] = profile
         return True
 
     def lookup(self, model: str, model_version: str) -> ReferenceProfile | None:
@@ -177,10 +182,8 @@ class ReferenceRegistry:
         return self._exact.get((model, model_version)) or self._newest.get(model)
 
     def by_id(self, reference_id: str) -> ReferenceProfile | None:
-        for profile in self._exact.values():
-            if profile.id == reference_id:
-                return profile
-        return None
+        """The installed reference with that id (a replaced one is no longer found)."""
+        return self._by_id.get(reference_id)
 
     def __iter__(self) -> Iterator[ReferenceProfile]:
         return iter(self._exact.values())
