@@ -187,7 +187,9 @@ class IngestService(mode.Service):
             heartbeat_interval_ms=int(s.kafka.heartbeat_interval_seconds * 1000),
             rebalance_timeout_ms=int(s.kafka.rebalance_timeout_seconds * 1000),
             max_poll_interval_ms=max(60_000, int(s.kafka.rebalance_timeout_seconds * 1000)),
-            fetch_max_wait_ms=100,
+            # The broker answers as soon as a record arrives (fetch_min_bytes=1): a longer wait
+            # only saves wake-ups of an idle worker (2.4 % -> 2.0 % of a core, bench.resources).
+            fetch_max_wait_ms=500,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             **s.kafka.client_kwargs(),
         )
