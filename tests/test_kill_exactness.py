@@ -50,11 +50,15 @@ pytestmark = pytest.mark.kafka
 
 EVENTS = 40_000
 BASE = 1_704_067_200.0  # 2024-01-01T00:00:00Z (in the past: future events are refused)
-# One 120 s window holding the whole stream (event time [0, 100) s); it closes on the idle
-# fallback a few seconds after the traffic stops.
+# One 150 s window holding the whole stream (event time [0, 100) s); it closes on the idle
+# fallback once processing time has carried event time past its end. The fallback counts from
+# the last partial heard, so the slack (window end - the event time applied before the kill,
+# ~55 s at the latest kill) must exceed the restart: with 120 s (~25 s of slack) a restart
+# slowed by a loaded machine (35 s, four test workers at once) closed the window before the
+# replay arrived, and the replayed events counted as late.
 WINDOW = {
-    "size_seconds": 120,
-    "step_seconds": 120,
+    "size_seconds": 150,
+    "step_seconds": 150,
     "allowed_lateness_seconds": 1.0,
     "idle_timeout_seconds": 8.0,
 }
@@ -79,7 +83,7 @@ async def _paced_send(bootstrap: str, topic: str, values: list[bytes], batches: 
             await producer.stop()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 @pytest.mark.parametrize("share", [0.02, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.95])
 def test_sigkill_at_any_moment_counts_every_event_once(
     kafka_broker: EmbeddedBroker, tmp_path: Path, share: float
@@ -130,7 +134,7 @@ def test_sigkill_at_any_moment_counts_every_event_once(
             results = d.wait_results(
                 model,
                 lambda rs: any(r["window_start_ts"] == BASE for r in rs),
-                timeout=120,
+                timeout=180,
                 what="the window holding the whole stream",
             )
             notes.append(f"window result {time.monotonic() - started:.1f} s after the restart")
