@@ -167,7 +167,6 @@ class IngestAccumulator:
         stage 2 waits for the partitions it has not heard from yet."""
         self.columnar = columnar
         self._fast = FastDecoders(registry, self.decoder.known_models)
-        self._reference_ids: dict[int, tuple[ReferenceProfile, str]] = {}
         self._judged: Counter[tuple[str, str]] = Counter()  # last per-record call's accepted
 
     def add_records(self, records: Iterable[RawRecord]) -> BatchOutcome:
@@ -247,17 +246,9 @@ class IngestAccumulator:
             source = self._source_names[tp] = f"{topic}/{partition}"
         return source
 
-    def _reference_id(self, reference: ReferenceProfile) -> str:
-        known = self._reference_ids.get(id(reference))
-        if known is None or known[0] is not reference:  # the id hashes the content: cache it
-            if len(self._reference_ids) > 4 * len(self.registry) + 16:
-                self._reference_ids.clear()  # replaced references: drop them with the rest
-            known = self._reference_ids[id(reference)] = (reference, reference.id)
-        return known[1]
-
     def _add_group(self, source: str, group: GroupCounts, outcome: BatchOutcome) -> None:
         reference = group.reference
-        key = (group.model, group.version, self._reference_id(reference), source, group.chunk)
+        key = (group.model, group.version, reference.id, source, group.chunk)
         builder = self._builders.get(key)
         if builder is None:
             builder = self._builders[key] = _Builder(reference)
@@ -384,7 +375,7 @@ class IngestAccumulator:
         mismatched: Counter[tuple[str, str]] = Counter()
         reference = self.registry.lookup(model, version)
         assert reference is not None
-        key = (model, version, self._reference_id(reference), source, chunk)
+        key = (model, version, reference.id, source, chunk)
         builder = self._builders.get(key)
         if builder is None:
             builder = self._builders[key] = _Builder(reference)
