@@ -38,6 +38,7 @@ from stream_drift.config.policies import (
     StatisticName,
     WindowPolicy,
 )
+from stream_drift.config.quality import ConceptPolicy, LabelsPolicy, MultivariatePolicy
 from stream_drift.config.settings import (
     DEADLETTER_MIN_BYTES,
     ENV_PREFIX,
@@ -57,11 +58,14 @@ __all__ = [
     "KAFKA_RECORD_OVERHEAD",
     "STATISTIC_NAMES",
     "AlertPolicy",
+    "ConceptPolicy",
     "ConfigError",
     "DecisionPolicy",
     "IngestSettings",
     "KafkaSettings",
+    "LabelsPolicy",
     "MetricsSettings",
+    "MultivariatePolicy",
     "ReferencesSettings",
     "Settings",
     "StatisticName",

@@ -32,6 +32,7 @@ from stream_drift.config.base import (
 from stream_drift.config.kafka import KafkaSettings
 from stream_drift.config.keys import BadKey, resolve_key
 from stream_drift.config.policies import AlertPolicy, DecisionPolicy, WindowPolicy
+from stream_drift.config.quality import ConceptPolicy, LabelsPolicy, MultivariatePolicy
 from stream_drift.config.report import validate
 from stream_drift.config.topics import TopicsSettings
 from stream_drift.config.yaml_io import dump_yaml
@@ -156,6 +157,9 @@ class Settings(Section, BaseSettings):
     window: WindowPolicy = WindowPolicy()
     decision: DecisionPolicy = DecisionPolicy()
     alerts: AlertPolicy = AlertPolicy()
+    labels: LabelsPolicy = LabelsPolicy()
+    concept: ConceptPolicy = ConceptPolicy()
+    multivariate: MultivariatePolicy = MultivariatePolicy()
     references: ReferencesSettings = ReferencesSettings()
     web: WebSettings = WebSettings()
     metrics: MetricsSettings = MetricsSettings()
