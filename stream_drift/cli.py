@@ -79,6 +79,22 @@ def reference() -> None:
 @click.option("--fine-bins", default=100, show_default=True, help="Quantile bins for KS.")
 @click.option("--psi-bins", default=10, show_default=True, help="Coarse bins for PSI/KL/JS.")
 @click.option("--top-categories", default=50, show_default=True, help="Vocabulary size.")
+@click.option(
+    "--label",
+    help="Label column: record the model's performance on the reference (needs one "
+    "--prediction column, or a column named prediction); never profiled.",
+)
+@click.option(
+    "--sample-rows",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Raw feature rows to keep for the domain classifier (0: none).",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the row sample.")
+@click.option("--owner", default="", help="Metadata: who owns the model.")
+@click.option("--intended-use", default="", help="Metadata: what the model is for.")
+@click.option("--description", default="", help="Metadata: a description of the model.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def reference_build(
     model: str,
@@ -91,14 +107,21 @@ def reference_build(
     fine_bins: int,
     psi_bins: int,
     top_categories: int,
+    label: str | None,
+    sample_rows: int,
+    seed: int,
+    owner: str,
+    intended_use: str,
+    description: str,
     output: Path,
 ) -> None:
     """Build a reference profile from a training set.
 
     An empty training set is refused (exit 2); a constant, near-constant, empty or thin series
-    is profiled with a warning, on stderr and in the profile.
+    is profiled with a warning, on stderr and in the profile, and so is a profile too large
+    for a default Kafka record (1 MB).
     """
-    from stream_drift.pipeline.reference import DEFAULT_EXCLUDED, ReferenceError
+    from stream_drift.pipeline.reference import DEFAULT_EXCLUDED, ReferenceError, size_warning
     from stream_drift.tools.datasets import DataError, build_reference_from_file
 
     try:
@@ -113,19 +136,27 @@ def reference_build(
             fine_bins=fine_bins,
             coarse_bins=psi_bins,
             top_categories=top_categories,
+            label=label,
+            sample_rows=sample_rows,
+            seed=seed,
+            metadata={"owner": owner, "intended_use": intended_use, "description": description},
         )
     except (DataError, ReferenceError, ValueError) as exc:
         _fail(str(exc))
         return
     profile.save(output)
     warnings = [f"{name}: {w}" for name, ws in profile.warnings.items() for w in ws]
-    for line in warnings:
+    too_large = size_warning(profile)
+    for line in [*warnings, *([too_large] if too_large else [])]:
         click.echo(f"warning: {line}", err=True)
     roles = [s.role for s in profile.series.values()]
+    perf = profile.performance
     click.echo(
         f"Wrote {output}: model {profile.model} v{profile.model_version or '-'}, "
         f"id {profile.id}, {roles.count('feature')} feature(s) + "
         f"{roles.count('prediction')} prediction output(s)"
+        + (f", {len(profile.sample.rows)} sampled row(s)" if profile.sample else "")
+        + (f", {perf.task} performance over {perf.n} labelled row(s)" if perf else "")
         + (f", {len(warnings)} warning(s)" if warnings else "")
     )
 
@@ -636,6 +667,117 @@ def alerts(
             ),
             address,
         )
+
+
+def _input_file(flag: str, help_text: str) -> Callable[[Callable[..., Any]], Any]:
+    """An optional input file of ``model-card``: ``--results`` is the parameter
+    ``results_path``."""
+    return click.option(
+        flag,
+        f"{flag.lstrip('-')}_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help_text,
+    )
+
+
+@cli.command("model-card")
+@click.option("--model", required=True, help="Model name.")
+@click.option(
+    "--version",
+    "model_version",
+    default=None,
+    help="Model version (default: the reference's, or the latest published one).",
+)
+@_input_file("--reference", "Reference profile (default: the current one on the references topic).")
+@_input_file("--results", "drift.results records as JSON lines (default: the results topic).")
+@_input_file("--alerts", "drift.alerts records as JSON lines (default: the alerts topic).")
+@click.option(
+    "--since",
+    default=None,
+    help="Only results and alerts evaluated since: a duration back from now (12h, 7d, 2w) "
+    "or an RFC 3339 time (default: all).",
+)
+@click.option(
+    "--last",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="At most the last N results and the last N alerts of the model.",
+)
+@click.option("--offline", is_flag=True, help="Read no topic: use the files given only.")
+@click.option("--html", "as_html", is_flag=True, help="A self-contained HTML page, not Markdown.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the card to this file (default: stdout).",
+)
+@_config_option
+@_bootstrap_option
+def model_card(
+    model: str,
+    model_version: str | None,
+    reference_path: Path | None,
+    results_path: Path | None,
+    alerts_path: Path | None,
+    since: str | None,
+    last: int,
+    offline: bool,
+    as_html: bool,
+    output: Path | None,
+    config: Path | None,
+    bootstrap: str | None,
+) -> None:
+    """Write a model card (Markdown, or HTML with --html) from what the system knows.
+
+    The reference profile (data summary, reference id and performance, owner, intended use),
+    realised performance per window, drift and multivariate drift, label join outcomes and
+    the alert history. Each input is a file when given, else read from its topic (records
+    of the model since --since, the last --last of them); --offline reads no topic.
+    """
+    from stream_drift.tools.model_card import (
+        CardError,
+        Selection,
+        build_card,
+        card_inputs_from_files,
+        parse_since,
+        read_card_inputs,
+        render_html,
+        render_markdown,
+    )
+
+    try:
+        inputs = card_inputs_from_files(
+            Selection(model, model_version, parse_since(since) if since else None, last),
+            reference=reference_path,
+            results=results_path,
+            alerts=alerts_path,
+        )
+    except CardError as exc:
+        _fail(str(exc))
+        return
+    if not offline and None in (reference_path, results_path, alerts_path):
+        settings = _client_settings(config, bootstrap)
+        address = _bootstrap(settings)
+        inputs = _run_kafka(
+            read_card_inputs(
+                inputs,
+                address,
+                references_topic=settings.topics.references,
+                results_topic=settings.topics.results,
+                alerts_topic=settings.topics.alerts,
+                security=_security(settings),
+                connect_timeout=settings.kafka.connect_timeout_seconds,
+            ),
+            address,
+        )
+    card = build_card(inputs)
+    text = render_html(card) if as_html else render_markdown(card)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {output}: {card.title}", err=True)
 
 
 @cli.command("demo")

@@ -55,10 +55,22 @@ TINY = {
         "verify_first": 2,
         "verify_flagged": 2,
     },
+    "bench.multivariate": {"null_windows": 10, "flip_runs": 2, "calibration_splits": 4},
+    "bench.concept": {
+        "seeds": 2,
+        "before": 600,
+        "horizon": 600,
+        "null_pairs": 600,
+        "reference_rows": 2_000,
+        "psi_windows": 2,
+        "kswin_scale": 0.2,
+    },
 }
 TINY_CONSTANTS = {
     "bench.stats": {"N_REFERENCE": 10_000, "N_FEATURES": 2},
     "bench.detection": {"N_REFERENCE": 10_000},
+    "bench.multivariate": {"N_REFERENCE": 5_000, "N_RESERVOIR": 1_000},
+    "bench.concept": {"PSI_WINDOW": 500},
 }
 
 
@@ -168,6 +180,38 @@ def test_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     } <= targets
     assert doc["meta"]["checked_against_evaluate"] > 0, "windows checked against evaluate()"
     _check_markdown(text, len(DETECTION_TABLES))
+
+
+MULTIVARIATE_KEYS = [
+    "scenario",
+    "check",
+    "windows",
+    "flagged",
+    "rate_per_1000",
+    "ci_low_per_1000",
+    "ci_high_per_1000",
+    "median_auc",
+    "median_windows_to_flag",
+    "ms_per_window",
+    "calibration_ms",
+]
+
+
+def test_multivariate(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc, text = _run_once("bench.multivariate", monkeypatch)
+    assert doc["benchmark"] == "bench.multivariate"
+    _check_tables(doc, {"multivariate": MULTIVARIATE_KEYS})
+    cells = {(r["scenario"], r["check"]) for r in doc["tables"]["multivariate"]}
+    assert cells == {
+        (scenario, check)
+        for scenario in ("correlation_flip", "null")
+        for check in ("domain_auc", "psi_any_feature")
+    }
+    for row in doc["tables"]["multivariate"]:
+        assert row["ci_low_per_1000"] <= row["rate_per_1000"] <= row["ci_high_per_1000"]
+    null = [r for r in doc["tables"]["multivariate"] if r["scenario"] == "null"]
+    assert all(r["windows"] == 10 for r in null)
+    _check_markdown(text, 1)
 
 
 # -- bench.e2e ---------------------------------------------------------------------------------
@@ -302,3 +346,36 @@ def test_ceilings_share_no_code_with_the_product() -> None:
             imported += [alias.name for alias in node.names]
     assert "msgspec" in imported and "numpy" in imported
     assert not [m for m in imported if m.split(".")[0] in {"stream_drift", "bench"}]
+
+
+CONCEPT_TABLES = {
+    "psi_after_change": ["feature", "windows", "median_psi", "max_psi", "threshold", "flagged"],
+    "detectors": [
+        "detector",
+        "runs",
+        "detected",
+        "median_delay_pairs",
+        "median_delay_seconds",
+        "fa_per_10k",
+        "fa_ci_low_per_10k",
+        "fa_ci_high_per_10k",
+        "us_per_pair",
+    ],
+}
+
+
+def test_concept(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc, text = _run_once("bench.concept", monkeypatch)
+    assert doc["benchmark"] == "bench.concept"
+    _check_tables(doc, CONCEPT_TABLES)
+    from stream_drift.config.quality import DETECTOR_NAMES
+
+    detectors = doc["tables"]["detectors"]
+    assert [r["detector"] for r in detectors] == list(DETECTOR_NAMES)
+    for row in detectors:
+        assert row["fa_ci_low_per_10k"] <= row["fa_per_10k"] <= row["fa_ci_high_per_10k"]
+        assert row["detected"] + row["missed"] == row["runs"] == 2
+    features = {r["feature"] for r in doc["tables"]["psi_after_change"]}
+    assert features == {"x0", "x1", "x2", "prediction"}
+    assert "loadavg" in doc["meta"]
+    _check_markdown(text, 2)

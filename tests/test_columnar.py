@@ -183,6 +183,7 @@ def _accumulator(columnar: bool, warmup: bool) -> IngestAccumulator:
         max_future_seconds=60.0,
         clock=lambda: NOW,
         columnar=columnar,
+        sample_per_step=2,  # the row sample (Partial.sample) is compared with the rest
     )
 
 

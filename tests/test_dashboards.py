@@ -71,6 +71,11 @@ WORKER_METRICS: dict[str, frozenset[str]] = {
     "stream_drift_window_size_seconds": frozenset(),
     "stream_drift_window_step_seconds": frozenset(),
     "stream_drift_build_info": frozenset({"version"}),
+    "stream_drift_model_performance": frozenset({"model", "model_version", "metric"}),
+    "stream_drift_concept_drift_detections_total": frozenset({"model", "detector"}),
+    "stream_drift_domain_auc": frozenset({"model", "model_version"}),
+    "stream_drift_domain_auc_threshold": frozenset({"model", "model_version"}),
+    "stream_drift_label_join_total": frozenset({"model", "outcome"}),
 }
 #: Series Prometheus itself makes: scrape health and the state of alerting rules.
 PROMETHEUS_SERIES: dict[str, frozenset[str] | None] = {
@@ -463,3 +468,22 @@ def test_panels_have_titles_and_descriptions(dashboards: dict[str, dict[str, Any
             assert len(description) > 20 and description.endswith("."), (name, panel["title"])
         titles = [p["title"] for p in iter_panels(dashboard)]
         assert len(titles) == len(set(titles)), (name, titles)
+
+
+def test_model_dashboard_has_a_model_quality_row(dashboards: dict[str, dict[str, Any]]) -> None:
+    """Performance, concept-drift detections, domain AUC with its threshold, label join."""
+    panels = list(iter_panels(dashboards["stream-drift-model.json"]))
+    rows = [i for i, p in enumerate(panels) if p["type"] == "row"]
+    start = next(i for i in rows if panels[i]["title"] == "Model quality")
+    end = min([i for i in rows if i > start], default=len(panels))
+    metrics = set()
+    for panel in panels[start + 1 : end]:
+        for target in panel.get("targets", []):
+            metrics |= metric_names(target["expr"])
+    assert metrics == {
+        "stream_drift_model_performance",
+        "stream_drift_concept_drift_detections_total",
+        "stream_drift_domain_auc",
+        "stream_drift_domain_auc_threshold",
+        "stream_drift_label_join_total",
+    }

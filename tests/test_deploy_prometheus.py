@@ -60,6 +60,11 @@ WORKER_METRICS = frozenset(
         "stream_drift_window_size_seconds",
         "stream_drift_window_step_seconds",
         "stream_drift_build_info",
+        "stream_drift_model_performance",
+        "stream_drift_concept_drift_detections_total",
+        "stream_drift_domain_auc",
+        "stream_drift_domain_auc_threshold",
+        "stream_drift_label_join_total",
     }
 )
 HISTOGRAMS = frozenset({"stream_drift_evaluation_duration_seconds"})
@@ -140,7 +145,11 @@ ALERT_NAMES = [r["alert"] for r in ALERTS]
 # Alerts whose severity label is a template over the worker's state (1 warning, 2 critical).
 SEVERITY_FROM_STATE = {
     "StreamDriftDataQuality": "{{ if ge $value 2.0 }}critical{{ else }}warning{{ end }}",
+    "StreamDriftConceptDrift": "{{ if ge $value 2.0 }}critical{{ else }}warning{{ end }}",
+    "StreamDriftMultivariateDrift": "{{ if ge $value 2.0 }}critical{{ else }}warning{{ end }}",
 }
+# Categories of the relays of the worker's alert state (the series' labels are kept).
+RELAYED = ("drift", "data_quality", "concept_drift", "multivariate")
 
 
 # ------------------------------------------------------------------- promtool / amtool
@@ -226,6 +235,8 @@ def test_rule_groups_and_alert_names() -> None:
         "StreamDriftCritical",
         "StreamDriftWarning",
         "StreamDriftDataQuality",
+        "StreamDriftConceptDrift",
+        "StreamDriftMultivariateDrift",
         "StreamDriftWorkerDown",
         "StreamDriftEvaluationStalled",
         "StreamDriftConsumerLagGrowing",
@@ -245,7 +256,7 @@ def test_alert_labels_and_annotations(rule: dict[str, Any]) -> None:
         assert severity == SEVERITY_FROM_STATE[name], f"{name}: severity template"
     else:
         assert severity in {"critical", "warning"}, f"{name}: severity"
-    assert labels.get("category") in {"drift", "data_quality", "detector"}, f"{name}: category"
+    assert labels.get("category") in {*RELAYED, "detector"}, f"{name}: category"
     for key in ("summary", "description", "runbook_url"):
         assert str(annotations.get(key, "")).strip(), f"{name}: annotation {key!r} missing"
     match = RUNBOOK_URL.match(annotations["runbook_url"].strip())
@@ -273,11 +284,13 @@ def test_runbook_internal_links_resolve() -> None:
 
 
 def test_drift_alerts_keep_the_series_labels() -> None:
-    drift = [r for r in ALERTS if r["labels"]["category"] in ("drift", "data_quality")]
+    drift = [r for r in ALERTS if r["labels"]["category"] in RELAYED]
     assert {r["alert"] for r in drift} == {
         "StreamDriftCritical",
         "StreamDriftWarning",
         "StreamDriftDataQuality",
+        "StreamDriftConceptDrift",
+        "StreamDriftMultivariateDrift",
     }
     for rule in drift:
         expr = rule["expr"]
@@ -314,6 +327,35 @@ def test_drift_and_data_quality_alerts_split_the_statistics() -> None:
                         assert alert["exp_labels"]["category"] == "data_quality"
                         seen.add(alert["exp_labels"]["severity"])
     assert seen == {"warning", "critical"}
+
+
+def test_model_quality_alerts_split_the_statistics() -> None:
+    """concept_drift and domain_auc states raise their own alerts, never a drift alert; the
+    names are the worker's (stream_drift.pipeline.alert_record)."""
+    from stream_drift.pipeline.alert_record import CONCEPT_DRIFT, DOMAIN_AUC, alert_category
+
+    by_name = {r["alert"]: r for r in ALERTS}
+    for alert in ("StreamDriftCritical", "StreamDriftWarning"):
+        assert f'statistic!~"{CONCEPT_DRIFT}|{DOMAIN_AUC}"' in by_name[alert]["expr"], alert
+    for alert, statistic in (
+        ("StreamDriftConceptDrift", CONCEPT_DRIFT),
+        ("StreamDriftMultivariateDrift", DOMAIN_AUC),
+    ):
+        rule = by_name[alert]
+        assert rule["expr"].strip() == f'stream_drift_alert_state{{statistic="{statistic}"}} > 0'
+        assert rule["labels"]["category"] == alert_category(statistic)
+    # Both severities the template can give are seen in the promtool unit tests.
+    seen: dict[str, set[str]] = {
+        "StreamDriftConceptDrift": set(),
+        "StreamDriftMultivariateDrift": set(),
+    }
+    for path in RULE_TESTS.glob("*.yml"):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            for check in case.get("alert_rule_test", []):
+                if check["alertname"] in seen:
+                    for alert in check.get("exp_alerts") or []:
+                        seen[check["alertname"]].add(alert["exp_labels"]["severity"])
+    assert all(s == {"warning", "critical"} for s in seen.values()), seen
 
 
 def test_for_durations_the_end_to_end_test_waits_for() -> None:
@@ -500,6 +542,21 @@ def data_quality(
     }
 
 
+def model_quality(alertname: str, severity: str, model: str, **extra: str) -> dict[str, str]:
+    concept = alertname == "StreamDriftConceptDrift"
+    return {
+        "alertname": alertname,
+        "severity": severity,
+        "category": "concept_drift" if concept else "multivariate",
+        "model": model,
+        "feature": "(predictions)" if concept else "(all features)",
+        "statistic": "concept_drift" if concept else "domain_auc",
+        "job": "stream-drift",
+        "instance": "worker-1:6066",
+        **extra,
+    }
+
+
 def detector(alertname: str, severity: str, **extra: str) -> dict[str, str]:
     return {"alertname": alertname, "severity": severity, "category": "detector", **extra}
 
@@ -629,6 +686,39 @@ SCENARIO: dict[str, tuple[dict[str, str], str, str | None]] = {
     ),
     "dq_crit_churn": (
         data_quality("critical", "churn", "plan", "missing_rate", model_version="2"),
+        "active",
+        None,
+    ),
+    # model quality: muted like drift by a dead worker (c) and an unhealthy detector (b) ...
+    "concept_on_dead": (
+        model_quality(
+            "StreamDriftConceptDrift",
+            "critical",
+            "credit",
+            model_version="3",
+            instance="worker-2:6066",
+        ),
+        "suppressed",
+        "down",
+    ),
+    "mv_stalled": (
+        model_quality("StreamDriftMultivariateDrift", "critical", "scoring", model_version="1"),
+        "suppressed",
+        "stalled",
+    ),
+    "mv_warn_churn": (
+        model_quality("StreamDriftMultivariateDrift", "warning", "churn", model_version="2"),
+        "suppressed",
+        "watermark",
+    ),
+    "concept_crit_churn": (
+        model_quality("StreamDriftConceptDrift", "critical", "churn", model_version="2"),
+        "active",
+        None,
+    ),
+    # ... and a concept-drift page mutes nothing of the same model.
+    "concept_crit": (
+        model_quality("StreamDriftConceptDrift", "critical", "fraud", model_version="7"),
         "active",
         None,
     ),

@@ -37,6 +37,11 @@ EXPECTED: dict[str, tuple[str, frozenset[str]]] = {
     "stream_drift_window_size_seconds": ("gauge", frozenset()),
     "stream_drift_window_step_seconds": ("gauge", frozenset()),
     "stream_drift_build_info": ("gauge", frozenset({"version"})),
+    "stream_drift_model_performance": ("gauge", frozenset({"model", "model_version", "metric"})),
+    "stream_drift_domain_auc": ("gauge", frozenset({"model", "model_version"})),
+    "stream_drift_domain_auc_threshold": ("gauge", frozenset({"model", "model_version"})),
+    "stream_drift_concept_drift_detections_total": ("counter", frozenset({"model", "detector"})),
+    "stream_drift_label_join_total": ("counter", frozenset({"model", "outcome"})),
 }
 
 
@@ -78,6 +83,10 @@ def populate(m: DriftMetrics, model: str = "fraud", feature: str = "amount") -> 
     m.set_watermark_lag(model, 12.5)
     m.set_consumer_lag("drift.events", 0, 40)
     m.set_window_policy(300, 60)
+    m.set_performance(model, "7", {"accuracy": 0.9, "roc_auc": 0.95})
+    m.set_domain_auc(model, "7", 0.52, 0.61)
+    m.count_concept_detections(model, "adwin")
+    m.count_label_join(model, "joined", 5)
 
 
 def exposition(registry: CollectorRegistry) -> str:
@@ -481,3 +490,32 @@ def test_invalid_values_respect_the_cap_and_go_with_the_model_counters(
     m.forget_model("fraud", counters=True)
     assert registry.get_sample_value(sample, a) is None
     assert m.series_count == 0
+
+
+def test_quality_metrics_values_and_contract(
+    registry: CollectorRegistry, metrics: DriftMetrics
+) -> None:
+    metrics.set_performance("fraud", "7", {"accuracy": 0.875, "roc_auc": float("nan")})
+    get = registry.get_sample_value
+    perf = {"model": "fraud", "model_version": "7"}
+    assert get("stream_drift_model_performance", {**perf, "metric": "accuracy"}) == 0.875
+    # A figure that cannot be computed (one class only: no AUC) is absent, never NaN.
+    assert get("stream_drift_model_performance", {**perf, "metric": "roc_auc"}) is None
+    metrics.set_domain_auc("fraud", "7", 0.71, 0.58)
+    assert get("stream_drift_domain_auc", perf) == 0.71
+    assert get("stream_drift_domain_auc_threshold", perf) == 0.58
+    for outcome, n in [("joined", 7), ("orphan_label", 2), ("expired", 1), ("duplicate", 3)]:
+        metrics.count_label_join("fraud", outcome, n)
+        assert get("stream_drift_label_join_total", {"model": "fraud", "outcome": outcome}) == n
+    with pytest.raises(ValueError, match="outcome"):
+        metrics.count_label_join("fraud", "lost")
+    metrics.count_concept_detections("fraud", "adwin", 2)
+    assert (
+        get("stream_drift_concept_drift_detections_total", {"model": "fraud", "detector": "adwin"})
+        == 2
+    )
+    # Gauges of a model go with it when its stage-2 partition moves; counters stay.
+    metrics.forget_model("fraud")
+    assert get("stream_drift_model_performance", {**perf, "metric": "accuracy"}) is None
+    assert get("stream_drift_domain_auc", perf) is None
+    assert get("stream_drift_label_join_total", {"model": "fraud", "outcome": "joined"}) == 7

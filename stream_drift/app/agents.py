@@ -13,7 +13,9 @@ import msgspec
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
 from stream_drift.pipeline.evaluator import Emitted, ModelEvaluator
-from stream_drift.pipeline.partials import Partial, Tick, decode_message
+from stream_drift.pipeline.labels import LabelOutcomes
+from stream_drift.pipeline.partials import Tick, decode_message
+from stream_drift.pipeline.model_quality import QualityPolicies
 from stream_drift.stats.result import Severity
 
 log = logging.getLogger(__name__)
@@ -39,10 +41,14 @@ class EvaluatorCache:
         if ev is None:
             saved = self.table.get(model)
             rt = self.runtime
+            s = rt.settings
+            quality = QualityPolicies(s.labels, s.concept, s.multivariate)
             ev = (
-                ModelEvaluator.from_dict(saved, rt.registry, rt.windows, rt.decision, rt.alerts)
+                ModelEvaluator.from_dict(
+                    saved, rt.registry, rt.windows, rt.decision, rt.alerts, quality
+                )
                 if saved
-                else ModelEvaluator(model, rt.registry, rt.windows, rt.decision, rt.alerts)
+                else ModelEvaluator(model, rt.registry, rt.windows, rt.decision, rt.alerts, quality)
             )
             self.live[model] = ev
         return ev
@@ -74,6 +80,11 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
     async def emit(model: str, ev: ModelEvaluator, out: Emitted) -> None:
         if out.late_events:
             metrics.count_events(model, "late", out.late_events)
+        for version, block in out.performance.items():
+            metrics.set_performance(model, version, block["metrics"])
+        if out.concept_detections:
+            detector = runtime.settings.concept.detector
+            metrics.count_concept_detections(model, detector, out.concept_detections)
         for result in out.results:
             metrics.observe_evaluation(result.evaluation_seconds)
             await topics.results.send(
@@ -94,6 +105,15 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
                         else Severity.OK
                     )
                     metrics.observe_result(model, result.model_version, feature, r, state)
+            for feature, r in result.model_checks():
+                state = ev.tracker.state(model, feature, r.statistic)
+                metrics.observe_result(model, result.model_version, feature, r, state)
+            quality = result.quality
+            if quality is not None and quality.performance is not None:
+                metrics.set_performance(model, result.model_version, quality.performance["metrics"])
+            if quality is not None and quality.domain is not None:
+                d = quality.domain
+                metrics.set_domain_auc(model, result.model_version, d.value, d.threshold)
             metrics.mark_evaluated(model, result.evaluated_at)
         lag = ev.watermark_lag(time.time())
         if lag is not None:
@@ -115,6 +135,9 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
             partition = event.message.partition
             if isinstance(message, Tick):
                 models = [m for m, p in cache.partition_of.items() if p == partition]
+            elif isinstance(message, LabelOutcomes):
+                models = [message.model]
+                cache.partition_of[message.model] = partition
             else:
                 models = [message.model]
                 cache.partition_of[message.model] = partition
@@ -133,8 +156,8 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
                         continue
             for model in models:
                 ev = cache.get(model)
-                out = ev.handle(message if isinstance(message, Partial) else Tick(now), now)
-                if isinstance(message, Partial) or out.results:
+                out = ev.handle(message if not isinstance(message, Tick) else Tick(now), now)
+                if not isinstance(message, Tick) or out.results:
                     cache.save(ev)
                 await emit(model, ev, out)
 

@@ -54,7 +54,7 @@ class StreamDriftApp(faust.App):
 
 def create_app(settings: Settings) -> StreamDriftApp:
     """Build a worker's app: topics, table, stage 1, stage 2, references, web."""
-    from stream_drift.app import agents, ingest, references, tables, topics, web
+    from stream_drift.app import agents, ingest, labels, references, tables, topics, web
 
     app = StreamDriftApp(
         **faust_settings(settings),
@@ -68,5 +68,6 @@ def create_app(settings: Settings) -> StreamDriftApp:
     agents.register(app, app.runtime, t, state)
     app.add_child(references.ReferenceFollower(app.runtime, t, loop=app.loop, beacon=app.beacon))
     app.add_child(ingest.IngestService(app.runtime, t, loop=app.loop, beacon=app.beacon))
+    app.add_child(labels.LabelJoinService(app.runtime, loop=app.loop, beacon=app.beacon))
     web.register(app, app.runtime)
     return app

@@ -31,7 +31,11 @@ class Health(msgspec.Struct, kw_only=True, omit_defaults=True):
     ingest_loop_at
         When the ingest loop last started an iteration (a stuck loop stops updating it).
     first_batch_at, last_batch_at, records_consumed
-        The first and latest non-empty stage-1 batch, and the records read so far.
+        The first and latest non-empty stage-1 batch (when it was fetched), and the
+        records read so far.
+    last_batch_done_at
+        When the latest batch was decoded, binned and counted in (its dead letters
+        queued): a rate taken from ``first_batch_at`` to this includes the last batch's work.
     last_commit_ok, last_commit_error, last_flush_at
         Whether the last stage-1 flush delivered its records and committed their offsets,
         the last failure's text (kept after a later success), and when a flush last succeeded.
@@ -64,6 +68,7 @@ class Health(msgspec.Struct, kw_only=True, omit_defaults=True):
     first_batch_at: float | None = None
     last_batch_at: float | None = None
     records_consumed: int | None = None
+    last_batch_done_at: float | None = None
     last_commit_ok: bool | None = None
     last_commit_error: str | None = None
     last_flush_at: float | None = None

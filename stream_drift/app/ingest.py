@@ -7,7 +7,9 @@ aiokafka consumer in its own group (``<app_id>-ingest``): it fetches up to
 one dedicated thread, every change of state on the event loop, so heartbeats, stage 2 and
 ``/metrics`` stay responsive while a backlog drains), and every
 ``flush_interval_seconds`` sends the partial histograms to ``drift.partials`` and the
-rejected records to ``drift.deadletter`` through the app's producer. Offsets are committed
+rejected records to ``drift.deadletter`` through the app's producer. A partial whose
+watermark passed a step's end goes out at once (:meth:`IngestService.send_crossed`), so a
+step closes without waiting for the interval. Offsets are committed
 only once those sends were acknowledged, so a crash replays at most one flush interval
 (at-least-once; stage 2 skips replayed partials it already applied). A record that cannot be
 sent because of itself (too large) is retried, then skipped and counted, so that it never
@@ -44,6 +46,7 @@ from stream_drift.pipeline.columnar import RecordBatch
 from stream_drift.pipeline.deadletter import DEADLETTER_MIN_BYTES, deadletter_payload
 from stream_drift.pipeline.events import Rejection
 from stream_drift.pipeline.ingest import BatchOutcome, IngestAccumulator
+from stream_drift.pipeline.partials import Partial
 from stream_drift.pipeline.registry import reference_record_key
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,12 @@ _RETRY_FIRST_SECONDS: Final = 0.5  # back-off while the broker cannot take recor
 _RETRY_MAX_SECONDS: Final = 10.0  # ... doubling up to 10 s
 _ACK_REPORT_SECONDS: Final = 30.0  # unacknowledged this long: /health says so
 _DEADLETTER_KEY_MAX: Final = 4096  # larger keys stay in the payload, not on the dead letter
+
+CROSSED_SEND_GAP_SECONDS: Final = 0.2
+"""Least time between two early sends of the partials whose watermark passed a step's end
+(:meth:`IngestService.send_crossed`). Live data crosses a step end once per step and model;
+a replay of old events crosses one in every batch, and this gap keeps it from sending a
+partial per batch (each one costs stage 2 an evaluator update and a table write)."""
 
 _TOO_LARGE: Final = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
 _INVALID: Final = (CorruptRecordException, InvalidTimestampError, UnsupportedForMessageFormatError)
@@ -166,6 +175,8 @@ class IngestService(mode.Service):
         self._pending: list[_Outgoing] = []  # records sent and not yet acknowledged
         self._held_back_logged = -math.inf
         self._last_flush = time.monotonic()
+        self._last_crossed_send = -math.inf
+        self._crossing_unchecked = False  # a batch came since the last look at crossings
         self._consumed = 0
         self._flush_lock = asyncio.Lock()
         self._stopping = False
@@ -235,7 +246,7 @@ class IngestService(mode.Service):
         interval = s.ingest.flush_interval_seconds
         while not self._stopping and not self.should_stop:
             self.runtime.health.ingest_loop_at = time.time()  # /health/live: loop not stuck
-            batch = await consumer.getmany(timeout_ms=100, max_records=s.kafka.consumer_max_records)
+            batch = await self._fetch(consumer, s.kafka.consumer_max_records)
             if batch:
                 health = self.runtime.health
                 now = time.time()
@@ -261,10 +272,40 @@ class IngestService(mode.Service):
                     offset = self.accumulator.commit_offset(tp.topic, tp.partition)
                     if offset is not None:
                         self._offsets[tp] = offset
-            if time.monotonic() - self._last_flush >= interval:
+                health.last_batch_done_at = time.time()
+                self._crossing_unchecked = True
+            now_m = time.monotonic()
+            if now_m - self._last_flush >= interval:
                 await self.flush()
                 self._export_lag()
+            elif self._crossing_unchecked and now_m - self._last_crossed_send >= min(
+                CROSSED_SEND_GAP_SECONDS, interval
+            ):
+                await self.send_crossed()
         await self.flush()
+
+    @staticmethod
+    async def _fetch(consumer: AIOKafkaConsumer, max_records: int) -> dict[Any, list[Any]]:
+        """Up to ``max_records`` fetched records, plus what the partitions left out of them
+        already have (at most a quarter as many more).
+
+        aiokafka hands out its fetched records partition by partition, in the order the
+        fetches came back, until ``max_records``: while a backlog drains, a partition with a
+        few live records waits behind the other partitions' whole fetches (4 MiB each, ~13k
+        events), several batches. Its records then reach stage 2 late, and so does the close
+        of every step they pass (``bench.resources``: the step-close → alert latency).
+        """
+        batch: dict[Any, list[Any]] = await consumer.getmany(
+            timeout_ms=100, max_records=max_records
+        )
+        if batch:
+            left_out = [tp for tp in consumer.assignment() if tp not in batch]
+            if left_out:
+                more = await consumer.getmany(
+                    *left_out, timeout_ms=0, max_records=max(1, max_records // 4)
+                )
+                batch.update(more)
+        return batch
 
     async def _ingest(self, batch: RecordBatch) -> BatchOutcome:
         """Decode and bin a batch in the ingest thread, count it in on the event loop.
@@ -348,6 +389,36 @@ class IngestService(mode.Service):
                 )
             )
 
+    async def send_crossed(self) -> None:
+        """Send at once the partials of the (source partition, model) pairs whose watermark
+        passed a step's end since they were last sent (:meth:`IngestAccumulator.crossed
+        <stream_drift.pipeline.ingest.IngestAccumulator.crossed>`): stage 2 can close that
+        step now instead of after the rest of the flush interval.
+
+        Nothing is committed and no ack awaited here: the next :meth:`flush` waits for
+        these records with the others before it commits (at-least-once holds).
+        """
+        async with self._flush_lock:
+            self._crossing_unchecked = False
+            lateness = self.runtime.windows.allowed_lateness_seconds
+            due = self.accumulator.crossed(lateness)
+            if not due:
+                return
+            self._last_crossed_send = time.monotonic()
+            for p in self.accumulator.flush(only=due):
+                await self._queue(self._outgoing_partial(p))
+
+    def _outgoing_partial(self, p: Partial) -> _Outgoing:
+        return _Outgoing(
+            "partial",
+            self.topics.partials,
+            self.runtime.settings.topics.partials,
+            p.model.encode(),
+            p.to_bytes(),
+            f"partial of {p.model!r} from {p.source} offsets "
+            f"[{p.offset_start}, {p.offset_end}) ({p.n_events} events)",
+        )
+
     async def flush(self) -> None:
         """Send partials and dead letters, wait for the acks, then commit the offsets.
 
@@ -375,17 +446,7 @@ class IngestService(mode.Service):
         """
         async with self._flush_lock:
             for p in self.accumulator.flush():
-                await self._queue(
-                    _Outgoing(
-                        "partial",
-                        self.topics.partials,
-                        self.runtime.settings.topics.partials,
-                        p.model.encode(),
-                        p.to_bytes(),
-                        f"partial of {p.model!r} from {p.source} offsets "
-                        f"[{p.offset_start}, {p.offset_end}) ({p.n_events} events)",
-                    )
-                )
+                await self._queue(self._outgoing_partial(p))
             offsets = dict(self._offsets)
             self._last_flush = time.monotonic()
             if not self._pending and not offsets:

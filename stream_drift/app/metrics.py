@@ -35,6 +35,7 @@ __all__ = [
     "EVALUATION_BUCKETS",
     "EVENT_OUTCOMES",
     "INVALID_VALUE_REASONS",
+    "LABEL_JOIN_OUTCOMES",
     "SEND_FAILURE_KINDS",
     "SEND_FAILURE_REASONS",
     "DriftMetrics",
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 #: Allowed ``outcome`` label values of ``stream_drift_events_total``.
 EVENT_OUTCOMES: Final = frozenset({"accepted", "invalid", "late"})
+LABEL_JOIN_OUTCOMES: Final = frozenset({"joined", "orphan_label", "expired", "duplicate"})
 
 #: Allowed ``kind`` label values of ``stream_drift_send_failures_total``: what the record was.
 SEND_FAILURE_KINDS: Final = frozenset({"deadletter", "partial", "reference"})
@@ -232,6 +234,36 @@ class DriftMetrics:
             "and reason (type_mismatch). Missing values are not counted here.",
             ("model", "feature", "reason"),
         )
+        self.model_performance = gauge(
+            "stream_drift_model_performance",
+            "Realised performance of a model version (accuracy, f1, roc_auc, mae, ...) over "
+            "its latest window of prediction time with enough labelled predictions.",
+            ("model", "model_version", "metric"),
+        )
+        self.domain_auc = gauge(
+            "stream_drift_domain_auc",
+            "ROC AUC of the domain classifier telling current rows from reference rows in the "
+            "last judged window (0.5: indistinguishable).",
+            ("model", "model_version"),
+        )
+        self.domain_auc_threshold = gauge(
+            "stream_drift_domain_auc_threshold",
+            "AUC above which the domain classifier flags multivariate drift (calibrated on "
+            "reference-vs-reference splits at the window's row count).",
+            ("model", "model_version"),
+        )
+        self.concept_detections = counter(
+            "stream_drift_concept_drift_detections_total",
+            "Changes the concept-drift detector found in a model's error stream, by detector.",
+            ("model", "detector"),
+        )
+        self.label_join = counter(
+            "stream_drift_label_join_total",
+            "Labels and predictions of the delayed-label join by outcome: joined, "
+            "orphan_label (no prediction within the TTL), expired (no label within the TTL) "
+            "and duplicate.",
+            ("model", "outcome"),
+        )
         self.series_dropped = Counter(
             "stream_drift_series_dropped",
             "Label sets refused because the series cap was reached, by metric.",
@@ -278,6 +310,11 @@ class DriftMetrics:
             "stream_drift_send_failures_total": self.send_failures,
             "stream_drift_late_events_total": self.late_events,
             "stream_drift_invalid_values_total": self.invalid_values,
+            "stream_drift_model_performance": self.model_performance,
+            "stream_drift_domain_auc": self.domain_auc,
+            "stream_drift_domain_auc_threshold": self.domain_auc_threshold,
+            "stream_drift_concept_drift_detections_total": self.concept_detections,
+            "stream_drift_label_join_total": self.label_join,
         }
         # Per-model gauges: exported by the worker owning the model's stage-2 partition only.
         self._gauge_names: Final = (
@@ -289,6 +326,9 @@ class DriftMetrics:
             "stream_drift_missing_ratio",
             "stream_drift_last_evaluation_timestamp_seconds",
             "stream_drift_watermark_lag_seconds",
+            "stream_drift_model_performance",
+            "stream_drift_domain_auc",
+            "stream_drift_domain_auc_threshold",
         )
         self._versioned_names: Final = frozenset(self._gauge_names) - {
             "stream_drift_last_evaluation_timestamp_seconds",
@@ -299,6 +339,8 @@ class DriftMetrics:
             "stream_drift_alerts_total",
             "stream_drift_late_events_total",
             "stream_drift_invalid_values_total",
+            "stream_drift_concept_drift_detections_total",
+            "stream_drift_label_join_total",
         )
 
     # ------------------------------------------------------------ series cap
@@ -459,6 +501,39 @@ class DriftMetrics:
         if label not in ALERT_SEVERITIES:
             raise ValueError(f"severity must be 'warning' or 'critical', got {severity!r}")
         self._inc("stream_drift_alerts_total", (model, label), 1)
+
+    def set_performance(self, model: str, model_version: str, metrics: dict[str, float]) -> None:
+        """Export a model version's realised performance (non-finite figures are left out)."""
+        for metric, value in metrics.items():
+            labels = (model, model_version, metric)
+            if math.isfinite(value):
+                self._set("stream_drift_model_performance", labels, value)
+            else:
+                self._remove("stream_drift_model_performance", labels)
+
+    def set_domain_auc(self, model: str, model_version: str, auc: float, threshold: float) -> None:
+        """Export the domain classifier's AUC of the last judged window and its threshold."""
+        self._set("stream_drift_domain_auc", (model, model_version), auc)
+        self._set("stream_drift_domain_auc_threshold", (model, model_version), threshold)
+
+    def count_concept_detections(self, model: str, detector: str, n: int = 1) -> None:
+        """Count changes a concept-drift detector found."""
+        self._inc("stream_drift_concept_drift_detections_total", (model, detector), n)
+
+    def count_label_join(self, model: str, outcome: str, n: int = 1) -> None:
+        """Count outcomes of the delayed-label join.
+
+        Raises
+        ------
+        ValueError
+            When ``outcome`` is not one of ``joined``, ``orphan_label``, ``expired``,
+            ``duplicate``.
+        """
+        if outcome not in LABEL_JOIN_OUTCOMES:
+            raise ValueError(
+                f"outcome must be one of {sorted(LABEL_JOIN_OUTCOMES)}, got {outcome!r}"
+            )
+        self._inc("stream_drift_label_join_total", (model, outcome), n)
 
     def count_deadletter(self, reason: str, n: int = 1) -> None:
         """Count records sent to ``drift.deadletter``; keep ``reason`` a short code."""

@@ -22,7 +22,7 @@ class Topics:
 def partition_counts(settings: Settings) -> dict[str, int]:
     """Topic name -> partitions, for explicit creation before the worker starts."""
     t, p = settings.topics, settings.topics.partitions
-    return {
+    counts = {
         t.events: p.events,
         t.labels: p.labels,
         t.partials: p.partials,
@@ -31,6 +31,10 @@ def partition_counts(settings: Settings) -> dict[str, int]:
         t.references: p.references,
         t.deadletter: p.deadletter,
     }
+    if settings.labels.enabled:
+        # One changelog partition per joined partition number (events p = labels p).
+        counts[settings.label_join_changelog] = p.events
+    return counts
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
@@ -46,7 +50,11 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     dict[str, dict[str, str]]
         Every topic of :func:`partition_counts`, with string values as Kafka takes them.
     """
-    return settings.topics.topic_configs()
+    configs = settings.topics.topic_configs()
+    if settings.labels.enabled:
+        # Keyed by event_id, a tombstone once joined or expired: compaction keeps it bounded.
+        configs[settings.label_join_changelog] = {"cleanup.policy": "compact"}
+    return configs
 
 
 def define(app: faust.App, settings: Settings) -> Topics:

@@ -191,11 +191,23 @@ class Settings(Section, BaseSettings):
         finally:
             _SOURCES.reset(token)
 
+    @property
+    def label_join_changelog(self) -> str:
+        """The compacted topic holding the label join's waiting predictions and labels.
+
+        Examples
+        --------
+        >>> Settings().label_join_changelog
+        'stream-drift-label-join-changelog'
+        """
+        return f"{self.app_id}-label-join-changelog"
+
     def _problems(self) -> list[tuple[str, str]]:
+        problems = []
         # A dead letter is one record of the worker's producer: it must fit its request limit.
         limit = self.kafka.producer_max_request_bytes - KAFKA_RECORD_OVERHEAD
         if self.ingest.deadletter_max_bytes > limit:
-            return [
+            problems.append(
                 (
                     "ingest.deadletter_max_bytes",
                     f"must be <= kafka.producer_max_request_bytes "
@@ -204,8 +216,19 @@ class Settings(Section, BaseSettings):
                     f"{self.ingest.deadletter_max_bytes}; lower it or raise "
                     "kafka.producer_max_request_bytes",
                 )
-            ]
-        return []
+            )
+        partitions = self.topics.partitions
+        if self.labels.enabled and partitions.labels != partitions.events:
+            # The join is co-partitioned: partition p of both topics must meet on one worker.
+            problems.append(
+                (
+                    "topics.partitions.labels",
+                    f"must equal topics.partitions.events ({partitions.events}) when "
+                    f"labels.enabled is true (the label join is co-partitioned by event_id), "
+                    f"got {partitions.labels}",
+                )
+            )
+        return problems
 
     def to_yaml(self) -> str:
         """The settings as YAML, every key present but ``kafka.sasl_password`` (a secret is

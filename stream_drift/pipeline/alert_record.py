@@ -9,12 +9,20 @@ is fed it, with the exact epoch-second clock the alert text is written from.
 Consumers reading the topic back use :func:`decode_alert`: the typed record when the JSON
 object is one, else the object as it is (a record of an older or foreign producer still gets
 printed and acted on, its missing fields empty).
+
+Two results of model quality are fed to the tracker beside the per-feature statistics:
+:class:`ConceptDriftResult` (the concept-drift detector flagged a change of the model's error
+stream: ``feature="(predictions)"``, statistic ``concept_drift``) and
+:class:`MultivariateResult` (the domain classifier tells current rows from reference rows:
+``feature="(all features)"``, statistic ``domain_auc``). They carry what their alert's summary
+says beyond value and threshold.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -22,9 +30,14 @@ from stream_drift.stats.quality import QUALITY_STATISTICS
 from stream_drift.stats.result import DriftResult
 
 __all__ = [
+    "CONCEPT_DRIFT",
+    "DOMAIN_AUC",
+    "EVENT_CATEGORIES",
     "Alert",
     "AlertWindow",
     "Category",
+    "ConceptDriftResult",
+    "MultivariateResult",
     "Observation",
     "Status",
     "TopBin",
@@ -35,19 +48,112 @@ __all__ = [
 Status = Literal["firing", "escalated", "resolved"]
 """The state changes an alert announces, in the order an incident goes through them."""
 
-Category = Literal["drift", "data_quality"]
-"""``drift``: the data moved (PSI, KS, …); ``data_quality``: values missing or mistyped."""
+Category = Literal["drift", "data_quality", "concept_drift", "multivariate"]
+"""``drift``: the data moved (PSI, KS, …); ``data_quality``: values missing or mistyped;
+``concept_drift``: the model's error stream changed (a detector on the labelled pairs);
+``multivariate``: the features moved jointly (a domain classifier tells current rows from
+reference rows)."""
+
+CONCEPT_DRIFT: Final = "concept_drift"
+"""Statistic (and category) of a concept-drift result: detections of the River detector."""
+
+DOMAIN_AUC: Final = "domain_auc"
+"""Statistic of a multivariate result: the domain classifier's ROC AUC (category
+``multivariate``)."""
+
+EVENT_CATEGORIES: Final[frozenset[str]] = frozenset({CONCEPT_DRIFT})
+"""Categories whose drifted observation is an event, not a level: one window with a detection
+fires (the tracker does not wait for ``fire_after`` windows in a row: a detector that flagged a
+change resets itself and will not flag it again in the next window)."""
 
 
 def alert_category(statistic: str) -> Category:
-    """``data_quality`` for the missing and type-mismatch rates, ``drift`` for the others.
+    """The category of a statistic's alerts.
+
+    ``data_quality`` for the missing and type-mismatch rates, ``concept_drift`` and
+    ``multivariate`` for the model-quality results, ``drift`` for the others.
 
     Examples
     --------
     >>> alert_category("mismatch_rate"), alert_category("psi")
     ('data_quality', 'drift')
+    >>> alert_category("concept_drift"), alert_category("domain_auc")
+    ('concept_drift', 'multivariate')
     """
-    return "data_quality" if statistic in QUALITY_STATISTICS else "drift"
+    if statistic in QUALITY_STATISTICS:
+        return "data_quality"
+    if statistic == CONCEPT_DRIFT:
+        return "concept_drift"
+    if statistic == DOMAIN_AUC:
+        return "multivariate"
+    return "drift"
+
+
+@dataclass(frozen=True, slots=True)
+class ConceptDriftResult(DriftResult):
+    """The concept-drift detector's verdict on the labelled pairs since the last window.
+
+    ``value`` is the number of detections reported with this window, ``threshold`` is 1 (one
+    detection is a drifted window; the resolve level ``threshold × resolve_ratio`` < 1 is met
+    by a window without one), ``n_current`` the labelled pairs fed since the previous window
+    and ``n_reference`` the pairs behind ``error_before``. Errors are 0/1 for a classifier
+    (``error_*`` are error rates) and absolute errors for a regressor (``regression``: the
+    figures are mean absolute errors).
+
+    Parameters
+    ----------
+    detector
+        The configured detector's name (``adwin``, ``ddm``, …).
+    detected_at
+        Event time of the prediction at which the first reported detection happened, epoch
+        seconds; ``None`` when there was none.
+    error_before, error_after
+        Mean error before and after the change point the detection points at (NaN when none).
+    error_now
+        Mean error of the pairs fed since the previous window (NaN when none).
+    regression
+        ``True`` for absolute errors (a regressor), ``False`` for 0/1 errors.
+
+    Examples
+    --------
+    >>> from stream_drift.stats.result import Severity
+    >>> r = ConceptDriftResult("concept_drift", 1.0, 1.0, None, True, Severity.CRITICAL,
+    ...                        2048, 1204, detector="adwin", detected_at=1796173920.0,
+    ...                        error_before=0.041, error_after=0.173, error_now=0.16)
+    >>> alert_category(r.statistic), r.is_drift
+    ('concept_drift', True)
+    """
+
+    detector: str = ""
+    detected_at: float | None = None
+    error_before: float = math.nan
+    error_after: float = math.nan
+    error_now: float = math.nan
+    regression: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MultivariateResult(DriftResult):
+    """The domain classifier's verdict on one window: ``value`` is its ROC AUC.
+
+    ``threshold`` is the AUC calibrated on reference-vs-reference splits, ``n_current`` the
+    current rows scored and ``n_reference`` the reference rows they were mixed with.
+    ``reference_rate`` is the AUC of a classifier that cannot tell the two apart (0.5): the
+    tracker's resolve level is taken above it (:func:`~stream_drift.pipeline.alerts.resolve_level`),
+    as an AUC never falls towards 0 when nothing drifted. ``top_features`` are the features
+    the classifier relies on most, most important first.
+
+    Examples
+    --------
+    >>> from stream_drift.stats.result import Severity
+    >>> r = MultivariateResult("domain_auc", 0.71, 0.58, None, True, Severity.WARNING, 1024,
+    ...                        1024, top_features=("amount", "age"))
+    >>> alert_category(r.statistic), r.reference_rate
+    ('multivariate', 0.5)
+    """
+
+    top_features: tuple[str, ...] = ()
+    reference_rate: float = 0.5
 
 
 class TopBin(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,6 +17,8 @@ import msgspec
 
 from stream_drift.pipeline.alert_record import (
     Alert,
+    ConceptDriftResult,
+    MultivariateResult,
     Observation,
     Status,
     TopBin,
@@ -34,6 +36,18 @@ _STAT_NAMES: Final[Mapping[str, str]] = {
     "chi2": "chi-square",
     "missing_rate": "missing rate",
     "mismatch_rate": "type-mismatch rate",
+    "concept_drift": "concept-drift detections",
+    "domain_auc": "domain-classifier AUC",
+}
+
+_DETECTOR_TITLES: Final[Mapping[str, str]] = {
+    "adwin": "ADWIN",
+    "ddm": "DDM",
+    "eddm": "EDDM",
+    "hddm_a": "HDDM_A",
+    "hddm_w": "HDDM_W",
+    "page_hinkley": "Page-Hinkley",
+    "kswin": "KSWIN",
 }
 
 
@@ -128,6 +142,14 @@ def _duration(seconds: float) -> str:
     return f"{hours // 24} days {hours % 24} h"
 
 
+def _lasted(seen: Observation, severity: Severity, since: float, what: str) -> str:
+    """``critical drift lasted 25 min since 2025-11-27 10:05 UTC.``"""
+    return (
+        f"{severity.label} {what} lasted {_duration(seen.evaluated_at - since)} since "
+        f"{_utc(since):%Y-%m-%d %H:%M} UTC."
+    )
+
+
 def _most_changed(bins: Sequence[TopBin]) -> str | None:
     best: tuple[float, TopBin] | None = None
     for b in bins:
@@ -177,6 +199,10 @@ def summary(
     who = _who(seen.model, seen.model_version)
     if alert_category(result.statistic) == "data_quality":
         return _quality_summary(seen, who, status, severity, since, lower)
+    if isinstance(result, ConceptDriftResult):
+        return _concept_summary(seen, result, who, status, severity, since)
+    if isinstance(result, MultivariateResult):
+        return _multivariate_summary(seen, result, who, status, severity, since, lower)
     stat = _STAT_NAMES.get(result.statistic, result.statistic.upper())
     p = "" if result.p_value is None else f", p={result.p_value:.2g}"
     where = (
@@ -187,8 +213,8 @@ def summary(
         v, lo = _pair(result.value, lower)
         return (
             f"{who}: feature '{feature}' back to normal ({stat} {v} < resolve level {lo}, "
-            f"threshold {_num(result.threshold)}{p}) {where}; {severity.label} drift lasted "
-            f"{_duration(seen.evaluated_at - since)} since {_utc(since):%Y-%m-%d %H:%M} UTC."
+            f"threshold {_num(result.threshold)}{p}) {where}; "
+            + _lasted(seen, severity, since, "drift")
         )
     v, t = _pair(result.value, result.threshold)
     verb = "drifted" if status == "firing" else f"drift escalated to {severity.label}"
@@ -236,12 +262,108 @@ def _quality_summary(
         return (
             f"{who}: feature '{feature}' data quality back to normal — {share}, below the "
             f"resolve level {_pct(lower)} (threshold {_pct(result.threshold)}) {where}; "
-            f"{severity.label} problem lasted {_duration(seen.evaluated_at - since)} "
-            f"since {_utc(since):%Y-%m-%d %H:%M} UTC."
+            + _lasted(seen, severity, since, "problem")
         )
     head = "data quality" if status == "firing" else f"data quality worse ({severity.label})"
     return (
         f"{who}: feature '{feature}' {head} — {share} (threshold {_pct(result.threshold)}) {where}."
+    )
+
+
+def _error_text(value: float, regression: bool) -> str:
+    """An error figure: a rate in percent (0/1 errors) or a mean absolute error."""
+    if not math.isfinite(value):
+        return "n/a"
+    if regression:
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return f"{value * 100:.1f} %"
+
+
+def _concept_summary(
+    seen: Observation,
+    result: ConceptDriftResult,
+    who: str,
+    status: Status,
+    severity: Severity,
+    since: float,
+) -> str:
+    """The sentence of a concept-drift alert: the model's error before and after the change.
+
+    Examples
+    --------
+    >>> r = ConceptDriftResult("concept_drift", 1.0, 1.0, None, True, Severity.CRITICAL,
+    ...                        2048, 1204, detector="adwin", detected_at=1796173920.0,
+    ...                        error_before=0.041, error_after=0.173, error_now=0.16)
+    >>> seen = Observation("fraud", "7", "(predictions)", r, 1796173800, 1796174100,
+    ...                    1796174105, "ref-1")
+    >>> print(_concept_summary(seen, r, "fraud v7", "firing", Severity.CRITICAL, 1796174105))
+    fraud v7: concept drift — the model's error rate rose from 4.1 % to 17.3 % (ADWIN detected a change at 2026-12-02T01:12:00Z); labelled pairs since the last window: 1,204.
+    """  # noqa: E501
+    measure = "mean absolute error" if result.regression else "error rate"
+    pairs = f"labelled pairs since the last window: {result.n_current:,}"
+    detector = _DETECTOR_TITLES.get(result.detector, result.detector or "the detector")
+    if status == "resolved":
+        return (
+            f"{who}: concept drift over — {detector} detected no further change of the model's "
+            f"{measure}, now {_error_text(result.error_now, result.regression)} ({pairs}); "
+            f"stable is not recovered: compare it with the reference's performance "
+            f"(stream-drift model-card --model {seen.model}); "
+            + _lasted(seen, severity, since, "incident")
+        )
+    before, after = result.error_before, result.error_after
+    verb = "changed"
+    if math.isfinite(before) and math.isfinite(after):
+        verb = "rose" if after > before else "fell" if after < before else "changed"
+    n = int(result.value)
+    at = "" if result.detected_at is None else f" at {format_timestamp(result.detected_at)}"
+    what = "a change" if n <= 1 else f"{n} changes, the first"
+    head = "concept drift" if status == "firing" else f"concept drift ({severity.label})"
+    return (
+        f"{who}: {head} — the model's {measure} {verb} from "
+        f"{_error_text(before, result.regression)} to {_error_text(after, result.regression)} "
+        f"({detector} detected {what}{at}); {pairs}."
+    )
+
+
+def _multivariate_summary(
+    seen: Observation,
+    result: MultivariateResult,
+    who: str,
+    status: Status,
+    severity: Severity,
+    since: float,
+    lower: float,
+) -> str:
+    """The sentence of a multivariate alert: the domain classifier's AUC and its features.
+
+    Examples
+    --------
+    >>> r = MultivariateResult("domain_auc", 0.71, 0.58, None, True, Severity.WARNING, 1024,
+    ...                        1024, top_features=("amount", "age"))
+    >>> seen = Observation("fraud", "7", "(all features)", r, 1796173800, 1796174100,
+    ...                    1796174105, "ref-1")
+    >>> print(_multivariate_summary(seen, r, "fraud v7", "firing", Severity.WARNING,
+    ...                             1796174105, 0.564))
+    fraud v7: multivariate drift — a classifier tells current rows from reference rows with AUC 0.71 (threshold 0.58; 0.5 = indistinguishable) over window 2026-12-02 01:10–01:15 UTC on 1,024 sampled rows; features it relies on most: amount, age.
+    """  # noqa: E501
+    where = (
+        f"over window {_window_text(seen.window_start, seen.window_end)} on "
+        f"{result.n_current:,} sampled rows"
+    )
+    if status == "resolved":
+        v, lo = _pair(result.value, lower)
+        return (
+            f"{who}: multivariate drift over — the domain classifier's AUC {v} is below the "
+            f"resolve level {lo} (threshold {_num(result.threshold)}) {where}; "
+            + _lasted(seen, severity, since, "drift")
+        )
+    v, t = _pair(result.value, result.threshold)
+    head = "multivariate drift" if status == "firing" else f"multivariate drift ({severity.label})"
+    features = ", ".join(result.top_features)
+    return (
+        f"{who}: {head} — a classifier tells current rows from reference rows with AUC {v} "
+        f"(threshold {t}; 0.5 = indistinguishable) {where}"
+        + (f"; features it relies on most: {features}." if features else ".")
     )
 
 

@@ -6,7 +6,8 @@ the on-call phone once per window; :class:`AlertTracker` turns the stream of
 results into the few *state changes* an SRE needs (DESIGN §3.3):
 
 ``firing``
-    after ``fire_after`` consecutive judged windows with ``is_drift``;
+    after ``fire_after`` consecutive judged windows with ``is_drift`` (after one such window for
+    an event category, ``concept_drift``: a detector flags a change once);
 ``escalated``
     when a firing alert's severity rises from warning to critical;
 ``resolved``
@@ -25,11 +26,13 @@ statistic)``, drops keys that are back to the initial state, and round-trips
 through JSON (:meth:`AlertTracker.to_dict` / :meth:`AlertTracker.from_dict`) so it
 can live in a Faust table.
 
-Every alert has a ``category``: ``drift`` (the data moved: PSI, KS, …) or
+Every alert has a ``category``: ``drift`` (the data moved: PSI, KS, …),
 ``data_quality`` (a feature missing, or of the wrong type, more often than in the
-reference: the statistics ``missing_rate`` and ``mismatch_rate``); each has its own
-summary text and runbook section. The alert record is in
-:mod:`~stream_drift.pipeline.alert_record`, its text in :mod:`~stream_drift.pipeline.alert_text`.
+reference: the statistics ``missing_rate`` and ``mismatch_rate``), ``concept_drift`` (the
+model's error stream changed: statistic ``concept_drift``) or ``multivariate`` (the features
+moved jointly: statistic ``domain_auc``); each has its own summary text and runbook section.
+The alert record is in :mod:`~stream_drift.pipeline.alert_record`, its text in
+:mod:`~stream_drift.pipeline.alert_text`.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ import msgspec
 
 from stream_drift.config.policies import AlertPolicy
 from stream_drift.pipeline.alert_record import (
+    EVENT_CATEGORIES,
     Alert,
     AlertWindow,
     Observation,
@@ -79,6 +83,15 @@ RUNBOOK_SECTIONS: Final[Mapping[Severity, str]] = {
 #: ``StreamDriftDataQuality``).
 DATA_QUALITY_SECTION: Final = "streamdriftdataquality"
 
+#: Sections of docs/runbook.md for the categories with one section for both severities (the
+#: Prometheus alerts ``StreamDriftDataQuality``, ``StreamDriftConceptDrift`` and
+#: ``StreamDriftMultivariateDrift``).
+CATEGORY_SECTIONS: Final[Mapping[str, str]] = {
+    "data_quality": DATA_QUALITY_SECTION,
+    "concept_drift": "streamdriftconceptdrift",
+    "multivariate": "streamdriftmultivariatedrift",
+}
+
 
 def _check_timestamp(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -95,12 +108,14 @@ def runbook_url(policy: AlertPolicy, severity: Severity, category: str = "drift"
     'https://wiki.example.org/runbook#streamdriftcritical'
     >>> runbook_url(policy, Severity.WARNING, "data_quality")
     'https://wiki.example.org/runbook#streamdriftdataquality'
+    >>> runbook_url(policy, Severity.CRITICAL, "concept_drift")
+    'https://wiki.example.org/runbook#streamdriftconceptdrift'
     >>> runbook_url(AlertPolicy(), Severity.WARNING)
     ''
     """
     if not policy.runbook_base_url:
         return ""
-    section = DATA_QUALITY_SECTION if category == "data_quality" else RUNBOOK_SECTIONS[severity]
+    section = CATEGORY_SECTIONS.get(category) or RUNBOOK_SECTIONS[severity]
     return f"{policy.runbook_base_url}#{section}"
 
 
@@ -316,7 +331,11 @@ class AlertTracker:
                     st.resolved_at is not None
                     and evaluated_at - st.resolved_at < policy.cooldown_seconds
                 )
-                if st.drift_streak >= policy.fire_after and not cooling:
+                # A detection is an event (EVENT_CATEGORIES): one window with one fires.
+                fire_after = (
+                    1 if alert_category(result.statistic) in EVENT_CATEGORIES else policy.fire_after
+                )
+                if st.drift_streak >= fire_after and not cooling:
                     status = "firing"
                     # A drifting window is at least a warning, whatever the statistic said.
                     st.severity = max(result.severity, Severity.WARNING)

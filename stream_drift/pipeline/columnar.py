@@ -42,6 +42,12 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from stream_drift.pipeline.domain import (
+    SampleRow,
+    sample_priority,
+    sample_series,
+    select_bottom_k,
+)
 from stream_drift.pipeline.events import (
     PREDICTION_PREFIX,
     PREDICTION_SERIES,
@@ -201,6 +207,8 @@ class GroupCounts:
     step: float
     events: int
     counts: dict[str, tuple[IntArray, int]]  # series -> (fine bin counts, missing)
+    sample: list[SampleRow] = field(default_factory=list)
+    """The group's bottom-k rows (see :mod:`stream_drift.pipeline.domain`), in priority order."""
 
 
 @dataclass
@@ -435,9 +443,11 @@ class FastDecoders:
         chunk_records: int,
         horizon: float,
         max_message_bytes: int,
+        sample_per_step: int = 0,
     ) -> Computed:
         """Decode and bin ``batch``; rows that need the per-record path are listed in
-        :attr:`Computed.slow`. Reads only; safe to run in another thread."""
+        :attr:`Computed.slow`. Reads only; safe to run in another thread. With
+        ``sample_per_step``, each group also keeps its bottom-k rows' codes."""
         out = Computed(batch, horizon)
         decoder = self._decoder
         if decoder is None:
@@ -525,6 +535,7 @@ class FastDecoders:
                     step_seconds=step_seconds,
                     chunk_records=chunk_records,
                     horizon=horizon,
+                    sample_per_step=sample_per_step,
                 )
         slow.sort()
         return out
@@ -582,6 +593,7 @@ class FastDecoders:
         step_seconds: float,
         chunk_records: int,
         horizon: float,
+        sample_per_step: int = 0,
     ) -> None:
         n = len(events)
         ts = np.array(list(map(_get_ts, events)), dtype=np.float64)
@@ -658,6 +670,11 @@ class FastDecoders:
             per_series[name] = np.bincount(
                 groups * (nb + 1) + code, minlength=n_groups * (nb + 1)
             ).reshape(n_groups, nb + 1)
+        sample: dict[int, list[SampleRow]] = {}
+        if sample_per_step > 0:
+            sample = _sample_rows(
+                reference, codes, carry_f, src, offsets, out.sources, g_inv, sample_per_step
+            )
         model = plan.model
         n_k = len(k_u)
         n_ck = len(c_u) * n_k
@@ -680,6 +697,7 @@ class FastDecoders:
                     float(k_i) * step_seconds,
                     int(events_per[g]),
                     counts,
+                    sample.get(g, []),
                 )
             )
         # Per source: the accepted end offset and the model's watermark.
@@ -695,6 +713,46 @@ class FastDecoders:
             wm = float(s_max_ts[j])
             if wm > out.watermarks.get(key, -math.inf):
                 out.watermarks[key] = wm
+
+
+def _sample_rows(
+    reference: ReferenceProfile,
+    codes: dict[str, IntArray],
+    carry_f: npt.NDArray[np.bool_],
+    src: IntArray,
+    offsets: IntArray,
+    sources: list[tuple[str, int]],
+    groups: IntArray,
+    k: int,
+) -> dict[int, list[SampleRow]]:
+    """Each group's ``k`` rows of smallest priority, as ``(priority, offset, codes)``.
+
+    ``codes`` are the feature series' codes of the rows carrying features (``carry_f``),
+    missing at ``n_bins``; a row without features, or a series never carried, is ``-1``.
+    """
+    partitions = np.asarray([p for _, p in sources], dtype=np.int64)[src]
+    priority = sample_priority(partitions, offsets)
+    chosen = select_bottom_k(groups, priority, k)
+    layout = sample_series(reference)
+    matrix = np.full((len(chosen), len(layout)), -1, dtype=np.int64)
+    has_f = carry_f[chosen]
+    at = (np.cumsum(carry_f) - 1)[chosen][has_f]  # index among the feature-carrying rows
+    for j, name in enumerate(layout):
+        code = codes.get(name)
+        if code is not None:
+            col = code[at]
+            col[col >= reference.series[name].binning.n_bins] = -1
+            matrix[has_f, j] = col
+    out: dict[int, list[SampleRow]] = {}
+    for g, p, o, row in zip(
+        groups[chosen].tolist(),
+        priority[chosen].tolist(),
+        offsets[chosen].tolist(),
+        map(tuple, matrix.tolist()),
+        strict=True,
+    ):
+        out.setdefault(g, []).append((p, o, row))
+    return out
 
 
 def _carried(payloads: list[Any]) -> tuple[npt.NDArray[np.bool_], list[Any]]:

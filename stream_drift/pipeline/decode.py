@@ -101,6 +101,7 @@ class _WireEvent(msgspec.Struct, gc=False):
 
 class _WireLabel(msgspec.Struct, gc=False):
     model: str
+    model_version: str | int | None = None
     event_id: str | int | None = None
     label: float | str | bool | None = None
     ts: float | datetime | None = None
@@ -374,10 +375,11 @@ class EventDecoder:
     # ----------------------------------------------------------------------- labels
 
     def decode_label(self, record: RawRecord) -> Label | Rejection:
-        """Decode one label record (``{"model", "event_id", "label", "ts"}``).
+        """Decode one label record (``{"model", "model_version"?, "event_id", "label", "ts"}``).
 
         Never raises. ``ts`` follows the same rules as for events (absent: the Kafka
-        record timestamp).
+        record timestamp); ``model_version`` is optional (an integer becomes its decimal
+        string, absent or null gives ``None``).
 
         Examples
         --------
@@ -399,7 +401,7 @@ class EventDecoder:
         ...     RawRecord(b'{"model": "fraud", "event_id": 17, "label": "fraud", "ts": 1.5}',
         ...               "drift.labels", 0, 0, 0)])
         >>> b.labels
-        [Label(model='fraud', event_id='17', label='fraud', ts=1.5)]
+        [Label(model='fraud', event_id='17', label='fraud', ts=1.5, model_version=None)]
         """
         labels: list[Label] = []
         rejections: list[Rejection] = []
@@ -442,7 +444,7 @@ class EventDecoder:
         ts = self._event_time(record, wire.ts)
         if ts.__class__ is not float:
             return Rejection(record, RejectReason.BAD_TIMESTAMP, cast(str, ts), model)
-        return Label(model, event_id, label, ts)
+        return Label(model, event_id, label, ts, _to_str_id(wire.model_version))
 
 
 def decode_label_batch(

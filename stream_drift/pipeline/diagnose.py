@@ -212,8 +212,7 @@ def diagnose(
 
 def _type_error(obj: dict[str, object], kind: str) -> tuple[RejectReason, str] | None:
     """First type problem of a decoded object, in contract order."""
-    id_fields = ("event_id",) if kind == "label" else ("model_version", "event_id")
-    for field in id_fields:
+    for field in ("model_version", "event_id"):  # both optional ids of events and labels
         v = obj.get(field)
         if v is not None and (isinstance(v, bool) or not isinstance(v, str | int)):
             return (

@@ -18,10 +18,18 @@ from stream_drift.config.policies import AlertPolicy, DecisionPolicy, WindowPoli
 from stream_drift.pipeline.alert_record import Alert
 from stream_drift.pipeline.alert_text import format_timestamp
 from stream_drift.pipeline.alerts import AlertTracker
+from stream_drift.pipeline.labels import LabelOutcomes
 from stream_drift.pipeline.partials import Partial, Tick
+from stream_drift.pipeline.model_quality import QualityPolicies, QualityReport, VersionQuality
 from stream_drift.pipeline.registry import ReferenceRegistry
 from stream_drift.pipeline.windows import VersionWindow
 from stream_drift.stats.evaluate import FeatureEvaluation, evaluate_window
+from stream_drift.stats.result import DriftResult
+
+CONCEPT_FEATURE = "(predictions)"
+"""The ``feature`` of concept-drift alerts and gauges: the model's labelled predictions."""
+DOMAIN_FEATURE = "(all features)"
+"""The ``feature`` of multivariate-drift alerts and gauges: the features jointly."""
 
 
 @dataclass
@@ -39,10 +47,23 @@ class WindowResult:
     evaluations: dict[str, FeatureEvaluation]
     evaluation_seconds: float = 0.0
     """Wall time of the evaluation and the alert decisions (not part of the message)."""
+    quality: QualityReport | None = None
+    """Performance, concept and multivariate drift of the version, when there is any."""
 
     @property
     def drifted(self) -> list[str]:
         return sorted(n for n, e in self.evaluations.items() if e.drift)
+
+    def model_checks(self) -> list[tuple[str, DriftResult]]:
+        """The window's whole-model verdicts as ``(feature, result)``: concept drift on
+        ``(predictions)``, multivariate drift on ``(all features)``."""
+        q = self.quality
+        checks: list[tuple[str, DriftResult]] = []
+        if q is not None and q.concept is not None:
+            checks.append((CONCEPT_FEATURE, q.concept))
+        if q is not None and q.domain is not None:
+            checks.append((DOMAIN_FEATURE, q.domain))
+        return checks
 
     def to_dict(self) -> dict[str, Any]:
         """The ``drift.results`` message: the audit record of one evaluation."""
@@ -65,6 +86,7 @@ class WindowResult:
             "late_events": self.late_events,
             "drifted": self.drifted,
             "features": {n: e.to_dict() for n, e in sorted(self.evaluations.items())},
+            **(self.quality.to_dict() if self.quality is not None else {}),
         }
 
 
@@ -78,6 +100,13 @@ class Emitted:
     merged_events: int = 0
     unmatched_events: int = 0
     """Events of a partial whose reference this worker does not know (not merged)."""
+    concept_detections: int = 0
+    """Changes the concept-drift detector found in the pairs of a labels message."""
+    unmatched_pairs: int = 0
+    """Labelled pairs of a model version without a reference here (not judged)."""
+    performance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Version -> its performance block, refreshed by a labels message (labels arrive after
+    their window closed, so the gauges follow them rather than the windows)."""
 
 
 class ModelEvaluator:
@@ -92,6 +121,8 @@ class ModelEvaluator:
     windows, decision, alerts
         Window, decision and alert policies (the ``window``, ``decision`` and ``alerts``
         settings); ``alerts`` defaults to :class:`AlertPolicy`'s defaults.
+    quality
+        The ``labels``, ``concept`` and ``multivariate`` sections (defaults when ``None``).
     """
 
     def __init__(
@@ -101,6 +132,7 @@ class ModelEvaluator:
         windows: WindowPolicy,
         decision: DecisionPolicy,
         alerts: AlertPolicy | None = None,
+        quality: QualityPolicies | None = None,
     ) -> None:
         self.model = model
         self.registry = registry
@@ -108,11 +140,23 @@ class ModelEvaluator:
         self.decision = decision
         self.versions: dict[str, VersionWindow] = {}
         self.tracker = AlertTracker(alerts)
+        self.quality_policies = quality or QualityPolicies()
+        self.quality: dict[str, VersionQuality] = {}
 
-    def handle(self, message: Partial | Tick, now: float) -> Emitted:
-        """Merge a partial (or take a tick), close what can close, evaluate, decide."""
+    def handle(self, message: Partial | Tick | LabelOutcomes, now: float) -> Emitted:
+        """Merge a partial (or take a tick or labelled pairs), close what can close,
+        evaluate, decide."""
         out = Emitted()
-        if isinstance(message, Partial):
+        if isinstance(message, LabelOutcomes):
+            quality = self._quality_for(message.model_version)
+            if quality is None:
+                out.unmatched_pairs = len(message.pairs)
+            else:
+                out.concept_detections = quality.add(message)
+                block = quality.performance()
+                if block is not None:
+                    out.performance[quality.version] = block
+        elif isinstance(message, Partial):
             window = self._window_for(message)
             if window is None:
                 out.unmatched_events = message.n_events
@@ -142,6 +186,24 @@ class ModelEvaluator:
             return None
         return lag
 
+    def _quality_for(self, version: str) -> VersionQuality | None:
+        """The quality state of ``version`` (created on first use), or ``None`` without a
+        reference for it. Labels may omit the version: with one version live, it is that."""
+        if not version and len(self.versions) == 1:
+            version = next(iter(self.versions))
+        quality = self.quality.get(version)
+        window = self.versions.get(version)
+        reference = window.reference if window is not None else None
+        if reference is None:
+            reference = self.registry.lookup(self.model, version)
+        if reference is None:
+            return None
+        if quality is None or quality.reference.id != reference.id:
+            quality = VersionQuality(reference, self.window_policy, self.quality_policies)
+            self.quality[version] = quality
+        quality.version = version
+        return quality
+
     def _window_for(self, partial: Partial) -> VersionWindow | None:
         window = self.versions.get(partial.model_version)
         if window is not None and window.reference.id == partial.reference_id:
@@ -166,6 +228,11 @@ class ModelEvaluator:
             correction=self.decision.correction,
         )
         late, window.late_events = window.late_events, 0
+        quality = None
+        if version in self.quality or window.reference.sample is not None:
+            state = self._quality_for(version)
+            if state is not None:
+                quality = state.report(start, end, window.current_sample())
         return WindowResult(
             model=self.model,
             model_version=version,
@@ -176,6 +243,7 @@ class ModelEvaluator:
             n_events=n,
             late_events=late,
             evaluations=evaluations,
+            quality=quality,
         )
 
     def _decide(self, result: WindowResult) -> list[Alert]:
@@ -198,6 +266,19 @@ class ModelEvaluator:
                 )
                 if alert is not None:
                     alerts.append(alert)
+        for feature, r in result.model_checks():
+            alert = self.tracker.observe(
+                model=self.model,
+                model_version=result.model_version,
+                feature=feature,
+                result=r,
+                window_start=result.window_start,
+                window_end=result.window_end,
+                evaluated_at=result.evaluated_at,
+                reference_id=result.reference_id,
+            )
+            if alert is not None:
+                alerts.append(alert)
         return alerts
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,6 +286,7 @@ class ModelEvaluator:
             "model": self.model,
             "versions": {v: w.to_dict() for v, w in self.versions.items()},
             "alerts": self.tracker.to_dict(),
+            "quality": {v: q.to_dict() for v, q in self.quality.items()},
         }
 
     @classmethod
@@ -215,12 +297,21 @@ class ModelEvaluator:
         windows: WindowPolicy,
         decision: DecisionPolicy,
         alerts: AlertPolicy | None = None,
+        quality: QualityPolicies | None = None,
     ) -> ModelEvaluator:
-        ev = cls(str(data["model"]), registry, windows, decision, alerts)
+        ev = cls(str(data["model"]), registry, windows, decision, alerts, quality)
         for version, wd in data.get("versions", {}).items():
             reference = registry.by_id(wd["reference_id"])
             if reference is not None:
                 ev.versions[version] = VersionWindow.from_dict(wd, reference, windows)
         if "alerts" in data:
             ev.tracker = AlertTracker.from_dict(data["alerts"], ev.tracker.policy)
+        for version, qd in data.get("quality", {}).items():
+            reference = registry.by_id(qd.get("reference_id", "")) or registry.lookup(
+                ev.model, version
+            )
+            if reference is not None:
+                ev.quality[version] = VersionQuality.from_dict(
+                    qd, reference, windows, ev.quality_policies
+                )
         return ev

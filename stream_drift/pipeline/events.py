@@ -232,6 +232,10 @@ class Label:
         The ground truth: a number, or a category string (bools as ``"true"``/``"false"``).
     ts
         Label time, float epoch seconds (same rules as :attr:`Event.ts`).
+    model_version
+        The model version the label is for, when the label says (optional on the wire; an
+        integer becomes its decimal string); ``None`` when absent. The join pairs a label
+        with its prediction's version; this one only attributes labels without a prediction.
 
     Examples
     --------
@@ -239,13 +243,14 @@ class Label:
     >>> rec = RawRecord(b'{"model": "fraud", "event_id": "8c1", "label": true}',
     ...                 "drift.labels", 0, 3, 1764213000000)
     >>> EventDecoder().decode_label(rec)
-    Label(model='fraud', event_id='8c1', label='true', ts=1764213000.0)
+    Label(model='fraud', event_id='8c1', label='true', ts=1764213000.0, model_version=None)
     """
 
     model: str
     event_id: str
     label: float | str
     ts: float
+    model_version: str | None = None
 
 
 @dataclass

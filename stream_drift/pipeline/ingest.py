@@ -16,13 +16,23 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from stream_drift.pipeline.alert_text import format_timestamp
 from stream_drift.pipeline.columnar import Computed, FastDecoders, GroupCounts, RecordBatch
 from stream_drift.pipeline.columns import group_values
 from stream_drift.pipeline.decode import EventDecoder
+from stream_drift.pipeline.domain import (
+    SampleRow,
+    bottom_k,
+    sample_priority,
+    sample_series,
+    select_bottom_k,
+    value_codes,
+)
 from stream_drift.pipeline.events import (
     Event,
     RawRecord,
@@ -58,11 +68,13 @@ CHUNK_RECORDS = 10_000
 class _Builder:
     """Histograms of one (model, version, reference, source) in one chunk of offsets."""
 
-    __slots__ = ("changed", "dirty", "events", "reference", "steps")
+    __slots__ = ("changed", "dirty", "events", "reference", "sample", "steps")
 
     def __init__(self, reference: ReferenceProfile) -> None:
         self.reference = reference
         self.steps: dict[float, dict[str, Histogram]] = {}
+        self.sample: dict[float, list[SampleRow]] = {}
+        """Per step, the chunk's bottom-k rows (when sampling)."""
         self.events: Counter[float] = Counter()
         self.dirty = False
         self.changed: set[float] = set()
@@ -93,6 +105,12 @@ class IngestAccumulator:
     columnar
         Take the columnar path first (the default); ``False`` judges every record on its
         own (the reference the columnar path is tested against).
+    sample_per_step
+        Rows sampled per (model version, source partition, step) for the multivariate
+        check (``multivariate.sample_per_step``): each chunk's partial carries, per step,
+        its rows of smallest :func:`~stream_drift.pipeline.domain.sample_priority` (a hash
+        of partition and offset, so every path and every replay picks the same rows) in
+        :attr:`Partial.sample`. ``0`` (the default): no sample.
     chunk_records
         Partials are cut at multiples of this many source offsets. A partial covers
         ``[chunk start, position)`` of its partition — *cumulative*: each flush resends the
@@ -140,6 +158,7 @@ class IngestAccumulator:
         max_future_seconds: float = math.inf,
         clock: Callable[[], float] = time.time,
         columnar: bool = True,
+        sample_per_step: int = 0,
     ) -> None:
         if not step_seconds > 0:
             raise ValueError("step_seconds must be > 0")
@@ -166,8 +185,14 @@ class IngestAccumulator:
         """Partitions of each source topic (set by the consumer), sent with every partial so
         stage 2 waits for the partitions it has not heard from yet."""
         self.columnar = columnar
+        if sample_per_step < 0:
+            raise ValueError("sample_per_step must be >= 0")
+        self.sample_per_step = int(sample_per_step)
         self._fast = FastDecoders(registry, self.decoder.known_models)
         self._judged: Counter[tuple[str, str]] = Counter()  # last per-record call's accepted
+        self._sent_marks: dict[tuple[str, str], float] = {}
+        """Watermark of each (source partition, model) when its partials were last flushed
+        (see :meth:`crossed`)."""
 
     def add_records(self, records: Iterable[RawRecord]) -> BatchOutcome:
         """Decode, validate, bin and count one batch; never raises on bad input."""
@@ -195,6 +220,7 @@ class IngestAccumulator:
             chunk_records=self.chunk_records,
             horizon=self.clock() + self.max_future_seconds,
             max_message_bytes=self.decoder.max_message_bytes,
+            sample_per_step=self.sample_per_step,
         )
 
     def apply(self, computed: Computed) -> BatchOutcome:
@@ -263,6 +289,9 @@ class IngestAccumulator:
         builder.events[group.step] += group.events
         builder.changed.add(group.step)
         outcome.accepted[group.model] += group.events
+        if group.sample:
+            kept = builder.sample.get(group.step, [])
+            builder.sample[group.step] = bottom_k([*kept, *group.sample], self.sample_per_step)
 
     def add_records_per_record(self, records: Iterable[RawRecord]) -> BatchOutcome:
         """:meth:`add_records` judging every record on its own (no columnar path)."""
@@ -272,7 +301,7 @@ class IngestAccumulator:
         self, records: Iterable[RawRecord], outcome: BatchOutcome, horizon: float
     ) -> BatchOutcome:
         starting = 0  # models whose warm-up this batch starts
-        by_source: dict[str, dict[tuple[str, int, str], list[Event]]] = {}
+        by_source: dict[str, dict[tuple[str, int, str], tuple[list[Event], list[int]]]] = {}
         waiting: dict[tuple[str, str], list[tuple[RawRecord, Event]]] = {}
         for record in records:
             source = self._source(record)
@@ -342,9 +371,11 @@ class IngestAccumulator:
                     self._admit(record, event, by_source)
         self._judged.clear()
         for source, groups in by_source.items():
-            for (model, chunk, version), events in groups.items():
+            for (model, chunk, version), (events, offsets) in groups.items():
                 self._judged[model, version] += len(events)
-                outcome.mismatched.update(self._accumulate(source, chunk, model, version, events))
+                outcome.mismatched.update(
+                    self._accumulate(source, chunk, model, version, events, offsets)
+                )
                 outcome.accepted[model] += len(events)
         return outcome
 
@@ -355,20 +386,28 @@ class IngestAccumulator:
         self,
         record: RawRecord,
         event: Event,
-        by_source: dict[str, dict[tuple[str, int, str], list[Event]]],
+        by_source: dict[str, dict[tuple[str, int, str], tuple[list[Event], list[int]]]],
     ) -> None:
         source = self._source(record)
         self.offsets[source] = max(self.offsets.get(source, -1), record.offset + 1)
         chunk = record.offset - record.offset % self.chunk_records
-        by_source.setdefault(source, {}).setdefault(
-            (event.model, chunk, event.model_version), []
-        ).append(event)
+        events, offsets = by_source.setdefault(source, {}).setdefault(
+            (event.model, chunk, event.model_version), ([], [])
+        )
+        events.append(event)
+        offsets.append(record.offset)
         key = (source, event.model)
         if event.ts > self.watermarks.get(key, -math.inf):
             self.watermarks[key] = event.ts
 
     def _accumulate(
-        self, source: str, chunk: int, model: str, version: str, events: list[Event]
+        self,
+        source: str,
+        chunk: int,
+        model: str,
+        version: str,
+        events: list[Event],
+        offsets: list[int],
     ) -> Counter[tuple[str, str]]:
         """Count the events into their step histograms; return the values of the wrong kind
         per (model, series)."""
@@ -400,23 +439,96 @@ class IngestAccumulator:
                 if hist.mismatched > before:
                     mismatched[model, name] += hist.mismatched - before
         step = self.step_seconds
+        starts = []
         for ev in events:
             start = math.floor(ev.ts / step) * step
             builder.events[start] += 1
             builder.changed.add(start)
+            starts.append(start)
+        if self.sample_per_step:
+            self._sample(builder, source, events, offsets, starts)
         return mismatched
 
-    def flush(self) -> list[Partial]:
+    def _sample(
+        self,
+        builder: _Builder,
+        source: str,
+        events: list[Event],
+        offsets: list[int],
+        starts: list[float],
+    ) -> None:
+        """Merge the events' bottom-k rows per step into the chunk's sample (the rows and
+        codes the columnar path picks for the same records)."""
+        reference = builder.reference
+        partition = int(source.rsplit("/", 1)[1])
+        index: dict[float, int] = {}
+        groups = np.fromiter((index.setdefault(s, len(index)) for s in starts), np.int64)
+        priority = sample_priority(np.full(len(events), partition), offsets)
+        chosen = select_bottom_k(groups, priority, self.sample_per_step).tolist()
+        picked = [events[i].values for i in chosen]
+        columns = [
+            value_codes(reference, name, [v.get(name) for v in picked]).tolist()
+            for name in sample_series(reference)
+        ]
+        rows: dict[float, list[SampleRow]] = {}
+        for j, i in enumerate(chosen):
+            codes = tuple(column[j] for column in columns)
+            rows.setdefault(starts[i], []).append((int(priority[i]), offsets[i], codes))
+        for start, new in rows.items():
+            kept = builder.sample.get(start, [])
+            builder.sample[start] = bottom_k([*kept, *new], self.sample_per_step)
+
+    def crossed(self, lateness: float = 0.0) -> set[tuple[str, str]]:
+        """The (source partition, model) pairs whose watermark passed a step's end plus
+        ``lateness`` since their partials were last flushed (or that were never flushed).
+
+        Their next partial can let stage 2 close a window: flushing just them at once
+        (:meth:`flush` with ``only``), rather than at the next flush interval, takes that
+        interval out of the step-close → alert latency.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from stream_drift.pipeline.reference import build_reference
+        >>> reg = ReferenceRegistry()
+        >>> _ = reg.add(build_reference({"x": np.arange(100.0)}, model="m"))
+        >>> acc = IngestAccumulator(reg, step_seconds=60)
+        >>> def add(offset, ts):
+        ...     event = b'{"model": "m", "ts": %d, "features": {"x": 5}}' % ts
+        ...     return acc.add_records([RawRecord(event, "ev", 0, offset, 0)])
+        >>> _ = add(0, 70)
+        >>> acc.crossed()  # never flushed
+        {('ev/0', 'm')}
+        >>> _ = acc.flush(only=acc.crossed())
+        >>> _ = add(1, 119)
+        >>> acc.crossed()  # still in the step [60, 120)
+        set()
+        >>> _ = add(2, 121)
+        >>> acc.crossed(), acc.crossed(lateness=5)  # past 120, but not past 120 + 5
+        ({('ev/0', 'm')}, set())
+        """
+        step = self.step_seconds
+        due = set()
+        for key, mark in self.watermarks.items():
+            sent = self._sent_marks.get(key)
+            if sent is None or (mark - lateness) // step > (sent - lateness) // step:
+                due.add(key)
+        return due
+
+    def flush(self, only: Collection[tuple[str, str]] | None = None) -> list[Partial]:
         """The partial of every chunk that received events since the last flush.
 
         Each covers ``[chunk start, min(position, chunk end))``: the event count of every
         step there (cumulative), and the histograms of the steps that received events since
         the last flush (those of the other steps did not change). Complete chunks are
-        forgotten afterwards.
+        forgotten afterwards. ``only``: just the chunks of these (source partition, model)
+        pairs (see :meth:`crossed`); the others wait for the next flush.
         """
         partials = []
         for key, builder in list(self._builders.items()):
             model, version, ref_id, source, chunk = key
+            if only is not None and (source, model) not in only:
+                continue
             chunk_end = chunk + self.chunk_records
             end = min(self.positions.get(source, chunk_end), chunk_end)
             if builder.dirty:
@@ -425,6 +537,10 @@ class IngestAccumulator:
                 builder.changed.clear()
             if end >= chunk_end:
                 del self._builders[key]
+        marks = self.watermarks
+        self._sent_marks.update(
+            marks if only is None else {k: marks[k] for k in only if k in marks}
+        )
         return partials
 
     def _partial(
@@ -452,6 +568,12 @@ class IngestAccumulator:
             if step_start in builder.changed:
                 for name, hist in hists.items():
                     partial.add_step(step_start, name, hist)
+        if builder.sample:
+            partial.sample = {
+                step: [[offset, *codes] for _, offset, codes in rows]
+                for step, rows in builder.sample.items()
+                if step in builder.changed
+            }
         return partial
 
     def commit_offset(self, topic: str, partition: int) -> int | None:

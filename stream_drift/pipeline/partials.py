@@ -1,4 +1,6 @@
-"""Messages on ``drift.partials``: stage 1's partial histograms, and stage 2's ticks.
+"""Messages on ``drift.partials``: stage 1's partial histograms, stage 2's ticks, and the
+label join's pairs (:class:`~stream_drift.pipeline.labels.LabelOutcomes`, ``"kind":
+"labels"``).
 
 A *partial* carries, for one model version and one source partition, the histograms of every
 series per event-time step accumulated since the last flush, the source partition's
@@ -18,6 +20,7 @@ from typing import Any, Final
 import msgspec
 
 from stream_drift.pipeline.counts import HistogramCounts, StepCounts
+from stream_drift.pipeline.labels import LabelOutcomes
 from stream_drift.stats.histogram import Histogram
 
 __all__ = ["Partial", "Tick", "decode_message"]
@@ -60,6 +63,12 @@ class Partial(msgspec.Struct, tag_field="kind", tag="partial"):
     version (range unknown)."""
     source_partitions: int = 0
     """Partitions of the source topic (0: unknown); stage 2 waits for all of them."""
+    sample: dict[float, list[list[int]]] | msgspec.UnsetType = msgspec.UNSET
+    """Step start -> sampled rows ``[offset, code, code, ...]`` of the steps that changed: the
+    chunk's bottom-k rows per step by :func:`~stream_drift.pipeline.domain.sample_priority`,
+    their codes in the layout of :func:`~stream_drift.pipeline.domain.sample_series`
+    (multivariate drift). Unset (not written, so a partial without a sample has the bytes of
+    earlier releases) when stage 1 samples nothing; an older partial reads as unset."""
 
     def to_bytes(self) -> bytes:
         return _ENCODER.encode(self)
@@ -88,16 +97,17 @@ class Tick(msgspec.Struct, tag_field="kind", tag="tick"):
 
 
 _ENCODER: Final = msgspec.json.Encoder()
-_DECODER: Final = msgspec.json.Decoder(Partial | Tick)
+_DECODER: Final = msgspec.json.Decoder(Partial | Tick | LabelOutcomes)
 
 
-def decode_message(data: bytes | str | dict[str, Any]) -> Partial | Tick:
+def decode_message(data: bytes | str | dict[str, Any]) -> Partial | Tick | LabelOutcomes:
     """Parse a message of ``drift.partials`` (its bytes, text, or JSON object).
 
     Raises
     ------
     ValueError
-        When it is neither a partial nor a tick, or a field has the wrong type.
+        When it is neither a partial, a tick nor labelled pairs, or a field has the wrong
+        type.
     msgspec.DecodeError
         When it is not JSON (a subclass of ``ValueError``).
 
@@ -112,7 +122,11 @@ def decode_message(data: bytes | str | dict[str, Any]) -> Partial | Tick:
     """
     try:
         if isinstance(data, dict):
-            return msgspec.convert(data, Partial | Tick, str_keys=True)
-        return _DECODER.decode(data)
+            message: Partial | Tick | LabelOutcomes = msgspec.convert(
+                data, Partial | Tick | LabelOutcomes, str_keys=True
+            )
+            return message
+        decoded: Partial | Tick | LabelOutcomes = _DECODER.decode(data)
+        return decoded
     except msgspec.ValidationError as exc:
         raise ValueError(f"not a partials message: {exc}") from None

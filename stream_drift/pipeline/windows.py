@@ -11,6 +11,13 @@ event time advances with processing time from the last watermark (the fallback t
 the windows of a model whose traffic stopped). Counts of a step that already closed are
 *late*: counted, not merged.
 
+Row sample. With multivariate checks on, partials carry sampled rows (bin codes, see
+:mod:`stream_drift.pipeline.domain`); the window keeps, per open step and source partition,
+the ``sample_per_step`` rows of smallest priority (merged by offset, so a resent or replayed
+chunk adds nothing), and per closed step of the window their union: at most
+``sample_per_step`` × source partitions rows per step. :meth:`VersionWindow.current_sample`
+is the window's rows. A step's rows close, slide out, arrive late or in the future with it.
+
 Persistence. The state is saved in a changelog-backed table and read back on recovery, by
 this version or a later one, so it is a typed record (:class:`VersionWindowState`) whose
 fields added over time have defaults: a row saved by an earlier version reads unchanged.
@@ -25,14 +32,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from stream_drift.config.policies import WindowPolicy
+from stream_drift.config.quality import MultivariatePolicy
 from stream_drift.pipeline.counts import (
     StepCounts,
     WindowCounts,
     step_counts,
     step_histograms,
 )
+from stream_drift.pipeline.domain import SampleRow, bottom_k, sample_priority, sample_series
 from stream_drift.pipeline.partials import Partial
 from stream_drift.pipeline.reference import ReferenceProfile
 from stream_drift.stats.binning import Binning
@@ -40,6 +51,9 @@ from stream_drift.stats.histogram import Histogram
 from stream_drift.stats.window import SlidingWindow
 
 __all__ = ["AppliedRange", "AppliedRangeState", "VersionWindow", "VersionWindowState"]
+
+DEFAULT_SAMPLE_PER_STEP: int = MultivariatePolicy.model_fields["sample_per_step"].default
+"""Rows kept per (open step, source partition) unless told: the setting's default."""
 
 
 class AppliedRangeState(msgspec.Struct):
@@ -90,6 +104,11 @@ class VersionWindowState(msgspec.Struct, kw_only=True):
     max_event_time: float | None = None
     """Largest watermark seen; ``None`` before any (``-inf`` in the window)."""
     count_first: float | None = None
+    sample_pending: dict[float, dict[str, list[list[int]]]] | msgspec.UnsetType = msgspec.UNSET
+    """Open step -> source partition -> sampled rows ``[offset, code, ...]``. Unset (not
+    written) without a sample, so such a row is saved as the previous release saved it."""
+    sample_steps: list[list[list[int]]] | msgspec.UnsetType = msgspec.UNSET
+    """The window's closed steps' sampled rows (codes), oldest first; unset without any."""
 
 
 @dataclass
@@ -119,9 +138,20 @@ class AppliedRange:
 class VersionWindow:
     """Window state of one model version against one reference."""
 
-    def __init__(self, reference: ReferenceProfile, policy: WindowPolicy) -> None:
+    def __init__(
+        self,
+        reference: ReferenceProfile,
+        policy: WindowPolicy,
+        *,
+        sample_per_step: int = DEFAULT_SAMPLE_PER_STEP,
+    ) -> None:
         self.reference = reference
         self.policy = policy
+        self.sample_per_step = sample_per_step
+        """Rows kept per (open step, source partition): stage 1's ``sample_per_step``."""
+        self._sample_width = len(sample_series(reference))
+        self.sample_pending: dict[float, dict[str, list[SampleRow]]] = {}
+        self.sample_steps: deque[list[tuple[int, ...]]] = deque(maxlen=policy.size_steps)
         self._bins = {name: s.histogram.binning for name, s in reference.series.items()}
         self.pending: dict[float, dict[str, Histogram]] = {}
         self.pending_events: dict[float, int] = {}
@@ -175,6 +205,7 @@ class VersionWindow:
             topic = partial.source.rsplit("/", 1)[0]
             self.expected_sources.update(f"{topic}/{i}" for i in range(partial.source_partitions))
         self.max_event_time = max(self.max_event_time, watermark)
+        self._merge_sample(partial, horizon)
         merged = late = 0
         for step, series in steps.items():
             n = events.get(step, 0)
@@ -202,6 +233,28 @@ class VersionWindow:
                     self.pending_events[key] = self.pending_events.get(key, 0) + n
         self.late_events += late
         return merged, late
+
+    def _merge_sample(self, partial: Partial, horizon: float) -> None:
+        """Keep the bottom-k of each open step's rows per source (late and future rows go)."""
+        sample = partial.sample
+        if not isinstance(sample, dict) or self.sample_per_step <= 0:
+            return
+        width = self._sample_width + 1
+        for step, rows in sample.items():
+            if self.policy.kind == "time" and (step > horizon or self._is_closed(step)):
+                continue
+            key = 0.0 if self.policy.kind == "count" else step
+            new = _sample_rows(partial.source, [r for r in rows if len(r) == width])
+            if new:
+                by_source = self.sample_pending.setdefault(key, {})
+                kept = by_source.get(partial.source, [])
+                by_source[partial.source] = bottom_k([*kept, *new], self.sample_per_step)
+
+    def current_sample(self) -> npt.NDArray[np.int64]:
+        """The sampled rows of the window just closed (rows × :func:`~stream_drift.pipeline.
+        domain.sample_series` codes, ``-1`` missing), oldest step first."""
+        rows = [row for step in self.sample_steps for row in step]
+        return np.asarray(rows, dtype=np.int64).reshape(len(rows), self._sample_width)
 
     # -- de-duplication ----------------------------------------------------------------------
     def _new_content(
@@ -313,6 +366,8 @@ class VersionWindow:
             del self.pending[step]
         for step in [s for s in self.pending_events if s > horizon]:
             self.future_events += self.pending_events.pop(step)
+        for step in [s for s in self.sample_pending if s > horizon]:
+            del self.sample_pending[step]
         step = self.policy.step_seconds
         if self.last_closed_end is not None and self.last_closed_end > horizon + step:
             self.last_closed_end = None
@@ -396,12 +451,15 @@ class VersionWindow:
             window.push(hists.get(name) or Histogram(window.binning))
         self.step_starts.append(label)
         self.step_events.append(n)
+        rows = self.sample_pending.pop(key, {})
+        self.sample_steps.append([codes for src in sorted(rows) for _, _, codes in rows[src]])
 
     def _clear_windows(self) -> None:
         for window in self.windows.values():
             window.reset()
         self.step_starts.clear()
         self.step_events.clear()
+        self.sample_steps.clear()
 
     def currents(self) -> dict[str, Histogram]:
         return {name: w.total for name, w in self.windows.items()}
@@ -428,18 +486,32 @@ class VersionWindow:
             late_events=self.late_events,
             max_event_time=self.max_event_time if math.isfinite(self.max_event_time) else None,
             count_first=self.count_first,
+            sample_pending={
+                step: {src: [[o, *codes] for _, o, codes in rows] for src, rows in by.items()}
+                for step, by in self.sample_pending.items()
+            }
+            if self.sample_pending
+            else msgspec.UNSET,
+            sample_steps=[[list(codes) for codes in step] for step in self.sample_steps]
+            if any(self.sample_steps)
+            else msgspec.UNSET,
         )
 
     @classmethod
     def from_state(
-        cls, state: VersionWindowState, reference: ReferenceProfile, policy: WindowPolicy
+        cls,
+        state: VersionWindowState,
+        reference: ReferenceProfile,
+        policy: WindowPolicy,
+        *,
+        sample_per_step: int = DEFAULT_SAMPLE_PER_STEP,
     ) -> VersionWindow:
         """The window a :meth:`state` describes, over ``reference`` and under ``policy``.
 
         Series the reference no longer has are dropped, and the windows of a state saved
-        under another window size start empty.
+        under another window size start empty (their sampled rows too).
         """
-        w = cls(reference, policy)
+        w = cls(reference, policy, sample_per_step=sample_per_step)
         bins = w._bins
         w.pending = step_histograms(state.pending, bins)
         w.pending_events = dict(state.pending_events)
@@ -460,6 +532,19 @@ class VersionWindow:
         w.future_events = state.future_events
         w.max_event_time = -math.inf if state.max_event_time is None else state.max_event_time
         w.count_first = state.count_first
+        width = w._sample_width
+        pending = state.sample_pending if isinstance(state.sample_pending, dict) else {}
+        for step, by_source in pending.items():
+            for src, rows in by_source.items():
+                kept = _sample_rows(src, [r for r in rows if len(r) == width + 1])
+                if kept:
+                    w.sample_pending.setdefault(step, {})[src] = bottom_k(kept, sample_per_step)
+        if isinstance(state.sample_steps, list) and all(
+            saved.size == policy.size_steps for saved in state.windows.values()
+        ):
+            w.sample_steps.extend(
+                [tuple(r) for r in step if len(r) == width] for step in state.sample_steps
+            )
         return w
 
     def to_dict(self) -> dict[str, Any]:
@@ -469,8 +554,23 @@ class VersionWindow:
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], reference: ReferenceProfile, policy: WindowPolicy
+        cls,
+        data: Mapping[str, Any],
+        reference: ReferenceProfile,
+        policy: WindowPolicy,
+        *,
+        sample_per_step: int = DEFAULT_SAMPLE_PER_STEP,
     ) -> VersionWindow:
         """Inverse of :meth:`to_dict`; reads every shape earlier versions saved."""
         state = msgspec.convert(data, VersionWindowState, str_keys=True)
-        return cls.from_state(state, reference, policy)
+        return cls.from_state(state, reference, policy, sample_per_step=sample_per_step)
+
+
+def _sample_rows(source: str, rows: list[list[int]]) -> list[SampleRow]:
+    """Rows ``[offset, code, ...]`` of a source partition with their priorities."""
+    if not rows:
+        return []
+    partition = int(source.rsplit("/", 1)[1]) if source.rsplit("/", 1)[-1].isdigit() else 0
+    offsets = [r[0] for r in rows]
+    priorities = sample_priority(np.full(len(rows), partition), offsets).tolist()
+    return [(p, r[0], tuple(r[1:])) for p, r in zip(priorities, rows, strict=True)]

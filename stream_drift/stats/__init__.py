@@ -1,4 +1,5 @@
-"""Pure numpy/scipy drift statistics: binning, histograms, windows, statistics, decisions.
+"""Pure numpy/scipy drift statistics: binning, histograms, windows, statistics, decisions,
+and realised model performance.
 
 Nothing here does I/O or imports Faust, Kafka or Prometheus; a test enforces it.
 """
@@ -27,6 +28,16 @@ from stream_drift.stats.histogram import Histogram
 from stream_drift.stats.js import JSDistance
 from stream_drift.stats.kl import KL
 from stream_drift.stats.ks import KS
+from stream_drift.stats.performance import (
+    BinaryPerformance,
+    MulticlassPerformance,
+    PerformanceAccumulator,
+    RegressionPerformance,
+    Task,
+    accumulator_from_dict,
+    infer_task,
+    new_accumulator,
+)
 from stream_drift.stats.psi import PSI
 from stream_drift.stats.quality import (
     QUALITY_STATISTICS,
@@ -50,6 +61,7 @@ __all__ = [
     "RATE_PSEUDO_COUNT",
     "STATISTICS",
     "UNSEEN",
+    "BinaryPerformance",
     "Binning",
     "CategoricalBinning",
     "ChiSquare",
@@ -59,18 +71,25 @@ __all__ = [
     "JSDistance",
     "MismatchRate",
     "MissingRate",
+    "MulticlassPerformance",
     "NumericBinning",
+    "PerformanceAccumulator",
     "RateResult",
     "RateStatistic",
+    "RegressionPerformance",
     "Severity",
     "SlidingWindow",
     "Statistic",
+    "Task",
+    "accumulator_from_dict",
     "benjamini_hochberg",
     "binning_from_dict",
     "correct_across_features",
     "default_statistics",
     "evaluate_feature",
     "evaluate_window",
+    "infer_task",
+    "new_accumulator",
     "smoothed_proportions",
     "top_bins",
 ]

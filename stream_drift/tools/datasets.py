@@ -9,7 +9,7 @@ prediction and ``prediction.NAME`` for named outputs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +64,16 @@ def is_event(row: Mapping[str, Any]) -> bool:
     return ("prediction" in row or "features" in row) and set(row) <= EVENT_FIELDS
 
 
-def flatten_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def flatten_row(row: Mapping[str, Any], keep: Iterable[str] = ()) -> dict[str, Any]:
     """One JSON-lines row as flat series; stream events are flattened as the stream does.
+
+    ``keep`` names top-level fields of an event kept as columns too (a ``label`` next to the
+    event's features); other fields outside ``features`` and ``prediction`` are dropped.
 
     Examples
     --------
+    >>> flatten_row({"features": {"a": 1}, "prediction": 0.2, "y": 1}, keep=["y"])
+    {'a': 1, 'prediction': 0.2, 'y': 1}
     >>> flatten_row({"model": "m", "features": {"a": 1}, "prediction": {"p": 0.9}})
     {'a': 1, 'prediction.p': 0.9}
     >>> flatten_row({"a": 1, "b": "x"})
@@ -84,13 +89,24 @@ def flatten_row(row: Mapping[str, Any]) -> dict[str, Any]:
         out.update({f"prediction.{k}": v for k, v in prediction.items()})
     elif "prediction" in row:
         out["prediction"] = prediction
+    out.update({k: row[k] for k in keep if k in row})
     return out
 
 
-def _read_jsonl(path: Path) -> dict[str, Column]:
+def json_objects(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON object of each non-blank line of a JSON-lines file, in order.
+
+    Raises
+    ------
+    DataError
+        When the file is missing, or a line is not JSON or not an object (naming the line).
+    """
     decoder = msgspec.json.Decoder()
-    rows: list[dict[str, Any]] = []
-    with path.open("rb") as fh:
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: no such file") from exc
+    with fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -100,7 +116,11 @@ def _read_jsonl(path: Path) -> dict[str, Column]:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object per line")
-            rows.append(flatten_row(obj))
+            yield obj
+
+
+def _read_jsonl(path: Path, keep: Iterable[str] = ()) -> dict[str, Column]:
+    rows = [flatten_row(obj, keep) for obj in json_objects(path)]
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))
@@ -150,8 +170,11 @@ def _read_arrow(path: Path, fmt: str) -> dict[str, Column]:
     return columns
 
 
-def read_columns(path: str | Path) -> dict[str, Column]:
+def read_columns(path: str | Path, keep: Iterable[str] = ()) -> dict[str, Column]:
     """Every column of a CSV, Parquet or JSON-lines file, by name.
+
+    ``keep``: top-level fields of JSON-lines stream events to read as columns too
+    (:func:`flatten_row`), e.g. the label column.
 
     An empty data set is not an error: a header-only CSV gives empty columns, an empty (or
     blank) CSV or JSON-lines file no columns at all; :func:`n_rows` tells them apart from data.
@@ -165,11 +188,13 @@ def read_columns(path: str | Path) -> dict[str, Column]:
     if not p.is_file():
         raise DataError(f"{p}: no such file")
     fmt = detect_format(p)
-    return _read_jsonl(p) if fmt == "jsonl" else _read_arrow(p, fmt)
+    return _read_jsonl(p, keep) if fmt == "jsonl" else _read_arrow(p, fmt)
 
 
 def build_reference_from_file(path: str | Path, **kwargs: Any) -> ReferenceProfile:
     """:func:`build_reference` on a CSV, Parquet or JSON-lines file.
+
+    A ``label`` column is read from plain rows, or from a top-level field of stream events.
 
     Raises
     ------
@@ -179,7 +204,8 @@ def build_reference_from_file(path: str | Path, **kwargs: Any) -> ReferenceProfi
         When it holds no rows (an empty file, a CSV header only, an empty Parquet table), or
         as :func:`build_reference` does.
     """
-    columns = read_columns(path)
+    label = kwargs.get("label")
+    columns = read_columns(path, keep=() if label is None else (label,))
     if n_rows(columns) == 0:
         raise ReferenceError(
             f"{path}: no rows (the file is empty, or holds only a header or schema): "

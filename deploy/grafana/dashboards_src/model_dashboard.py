@@ -75,6 +75,18 @@ def variables() -> list[db.QueryVariable]:
     return [model, version, feature]
 
 
+def dashed_thresholds(panel: timeseries.Panel) -> timeseries.Panel:
+    """Draw the series whose legend ends in `` threshold`` as thin dashed lines."""
+    return panel.override_by_regexp(
+        ".* threshold$",
+        override_props(
+            custom__lineStyle={"fill": "dash", "dash": [10, 10]},
+            custom__lineWidth=1,
+            custom__fillOpacity=0,
+        ),
+    )
+
+
 def statistic_panel(statistic: str) -> timeseries.Panel:
     title, what = STATISTICS[statistic]
     value = (
@@ -90,7 +102,7 @@ def statistic_panel(statistic: str) -> timeseries.Panel:
         "threshold it was judged against (the threshold loosens as the window's sample "
         "size falls)."
     )
-    panel = (
+    panel = dashed_thresholds(
         timeseries.Panel()
         .title(f"{title} vs threshold")
         .datasource(DATASOURCE)
@@ -102,14 +114,6 @@ def statistic_panel(statistic: str) -> timeseries.Panel:
         .line_interpolation(cm.LineInterpolation.STEP_AFTER)
         .legend(legend("lastNotNull", "max"))
         .tooltip(tooltip())
-        .override_by_regexp(
-            ".* threshold$",
-            override_props(
-                custom__lineStyle={"fill": "dash", "dash": [10, 10]},
-                custom__lineWidth=1,
-                custom__fillOpacity=0,
-            ),
-        )
         .height(9)
         .span(12)
     )
@@ -431,12 +435,144 @@ def time_since_evaluation() -> timeseries.Panel:
     )
 
 
+#: Series of the selected model and version(s) (the model-quality metrics have no feature).
+MODEL_VERSIONS = 'model="$model", model_version=~"$version"'
+
+
+def performance() -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title("Realised performance")
+        .description(
+            "Performance of the selected versions on their labelled predictions, per window "
+            "of prediction time: accuracy, precision, recall, F1, log loss and ROC AUC of a "
+            "classifier, MAE and RMSE of a regressor (labels.min_pairs pairs at least)."
+        )
+        .datasource(DATASOURCE)
+        .with_target(
+            promql(
+                "max by (model_version, metric) "
+                f"(stream_drift_model_performance{{{MODEL_VERSIONS}}})",
+                "{{metric}} ({{model_version}})",
+            )
+        )
+        .decimals(3)
+        .color_scheme(palette())
+        .line_interpolation(cm.LineInterpolation.STEP_AFTER)
+        .legend(legend("lastNotNull", "min", "max"))
+        .tooltip(tooltip())
+        .height(8)
+        .span(12)
+    )
+
+
+def concept_detections() -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title("Concept-drift detections")
+        .description(
+            "Changes the concept-drift detector flagged in this model's error stream, per "
+            "detector, over the last hour; each detection raises a concept_drift alert."
+        )
+        .datasource(DATASOURCE)
+        .with_target(
+            promql(
+                "sum by (detector) (increase("
+                'stream_drift_concept_drift_detections_total{model="$model"}[1h]))',
+                "{{detector}}",
+            )
+        )
+        .unit(units.Short)
+        .decimals(0)
+        .min(0)
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color(CRITICAL_COLOR))
+        .fill_opacity(20)
+        .legend(legend("lastNotNull", "max"))
+        .tooltip(tooltip())
+        .height(8)
+        .span(12)
+    )
+
+
+def domain_auc() -> timeseries.Panel:
+    return dashed_thresholds(
+        timeseries.Panel()
+        .title("Domain classifier AUC vs threshold")
+        .description(
+            "ROC AUC of the classifier telling the selected versions' current rows from "
+            "reference rows (0.5: indistinguishable), with the dashed threshold calibrated on "
+            "reference-vs-reference splits; above it the features moved jointly."
+        )
+        .datasource(DATASOURCE)
+        .with_target(
+            promql(
+                f"max by (model_version) (stream_drift_domain_auc{{{MODEL_VERSIONS}}})",
+                "AUC ({{model_version}})",
+                "A",
+            )
+        )
+        .with_target(
+            promql(
+                f"max by (model_version) (stream_drift_domain_auc_threshold{{{MODEL_VERSIONS}}})",
+                "AUC ({{model_version}}) threshold",
+                "B",
+            )
+        )
+        .min(0.4)
+        .max(1)
+        .decimals(3)
+        .color_scheme(palette())
+        .line_interpolation(cm.LineInterpolation.STEP_AFTER)
+        .legend(legend("lastNotNull", "max"))
+        .tooltip(tooltip())
+        .height(8)
+        .span(12)
+    )
+
+
+def label_join() -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title("Label join outcomes/s")
+        .description(
+            "Labels per second by join outcome: joined with their prediction, orphan_label "
+            "(no prediction within labels.ttl_seconds), expired (a prediction whose label "
+            "never came) or duplicate."
+        )
+        .datasource(DATASOURCE)
+        .with_target(
+            promql(
+                f'sum by (outcome) (rate(stream_drift_label_join_total{{model="$model"}}{RATE}))',
+                "{{outcome}}",
+            )
+        )
+        .unit(units.EventsPerSecond)
+        .min(0)
+        .color_scheme(palette())
+        .fill_opacity(10)
+        .legend(legend("mean", "lastNotNull"))
+        .tooltip(tooltip())
+        .height(8)
+        .span(12)
+    )
+    for outcome, color in (
+        ("joined", OK_COLOR),
+        ("expired", "orange"),
+        ("orphan_label", "purple"),
+        ("duplicate", "red"),
+    ):
+        panel.override_by_name(
+            outcome, override_props(color={"mode": "fixed", "fixedColor": color})
+        )
+    return panel
+
+
 def build() -> db.Dashboard:
     dashboard = base_dashboard(
         UID,
         "stream_drift / Model",
-        "One model's drift statistics against their thresholds, alert states, window sizes "
-        "and event intake.",
+        "One model's drift statistics against their thresholds, alert states, window sizes, "
+        "event intake and model quality.",
     ).annotation(
         db.AnnotationQuery()
         .name("Drift alerts")
@@ -444,8 +580,8 @@ def build() -> db.Dashboard:
         .enable(True)
         .icon_color(CRITICAL_COLOR)
         .expr(
-            'ALERTS{alertname=~"StreamDrift(Warning|Critical)", alertstate="firing", '
-            'model="$model"}'
+            'ALERTS{alertname=~"StreamDrift(Warning|Critical|ConceptDrift|MultivariateDrift)", '
+            'alertstate="firing", model="$model"}'
         )
     )
     for variable in variables():
@@ -462,4 +598,7 @@ def build() -> db.Dashboard:
     dashboard.with_panel(events_by_outcome())
     dashboard.with_panel(late_events()).with_panel(watermark_lag())
     dashboard.with_panel(time_since_evaluation())
+    dashboard.with_row(db.Row("Model quality"))
+    dashboard.with_panel(performance()).with_panel(concept_detections())
+    dashboard.with_panel(domain_auc()).with_panel(label_join())
     return dashboard
