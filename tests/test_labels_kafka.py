@@ -7,12 +7,14 @@ which keys both by ``event_id``: the join relies on that co-partitioning.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from test_worker_kafka import (
     TUMBLING_60,
     Deployment,
@@ -20,11 +22,14 @@ from test_worker_kafka import (
     make_settings,
     sample,
     scrape,
+    start_all,
+    stop_all,
     wait_until,
 )
 
 from stream_drift.client import DriftEmitter
-from stream_drift.pipeline.reference import build_reference
+from stream_drift.config import Settings
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
 from stream_drift.tools.embedded import EmbeddedBroker
 from stream_drift.tools.supervisor import WorkerProcess
 
@@ -52,15 +57,28 @@ def _emitter(d: Deployment) -> DriftEmitter:
     )
 
 
-def test_labels_join_and_performance_on_metrics(
-    kafka_broker: EmbeddedBroker, tmp_path: Path
-) -> None:
-    app_id = f"sd-labels-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(
-        kafka_broker.bootstrap_servers,
-        tmp_path,
-        app_id,
-        TUMBLING_60,
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset of every partition of ``topic`` that has one."""
+
+    async def main() -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+        await consumer.start()
+        try:
+            out = {}
+            for p in sorted(consumer.partitions_for_topic(topic) or ()):
+                offset = await consumer.committed(TopicPartition(topic, p))
+                if offset is not None:
+                    out[p] = int(offset)
+            return out
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(asyncio.wait_for(main(), timeout=30))
+
+
+def _settings(broker: EmbeddedBroker, tmp_path: Path, name: str) -> Settings:
+    return make_settings(
+        broker.bootstrap_servers, tmp_path, f"sd-{name}-{uuid.uuid4().hex[:8]}", TUMBLING_60
     ).override(
         {
             # Co-partitioned: partition p of both topics meets on one worker.
@@ -69,13 +87,69 @@ def test_labels_join_and_performance_on_metrics(
             "labels": {"enabled": True, "ttl_seconds": TTL, "min_pairs": 10},
         }
     )
-    rng = np.random.default_rng(11)
-    reference = build_reference(
+
+
+def _reference(rng: np.random.Generator) -> ReferenceProfile:
+    return build_reference(
         {"x": rng.normal(0, 1, 5000), "score": rng.random(5000)},
         model=MODEL,
         model_version=VERSION,
         prediction=["score"],
     )
+
+
+def _join_count(worker: WorkerProcess, outcome: str) -> float:
+    samples = scrape(worker)
+    return sample(samples, "stream_drift_label_join_total", model=MODEL, outcome=outcome) or 0
+
+
+def test_waiting_predictions_survive_a_kill_9(kafka_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """Predictions waiting for labels are in the changelog: a worker killed with SIGKILL
+    after they were committed is replaced by one that joins them with labels sent later."""
+    settings = _settings(kafka_broker, tmp_path, "labels-kill")
+    rng = np.random.default_rng(12)
+    first = WorkerProcess(settings, tmp_path, name="labels-first")
+    with deployed(settings, {MODEL: _reference(rng)}, [first]) as d:
+        now = time.time()
+        base = (now // 60) * 60 - 300
+        with _emitter(d) as emitter:
+            for i in range(200):
+                emitter.emit({"x": 0.1}, 0.9, event_id=f"k-{i}", ts=base + i * 0.1)
+            assert emitter.flush(10)
+        group = f"{settings.app_id}-labels"
+
+        def committed() -> bool:
+            offsets = committed_offsets(d.bootstrap, group, d.topics.events)
+            return sum(offsets.values()) == 200
+
+        wait_until(
+            committed, timeout=60, what="the label join committing 200 events", workers=[first]
+        )
+        first.kill()
+        second = WorkerProcess(settings, tmp_path, name="labels-second")
+        start_all([second])
+        try:
+            with _emitter(d) as emitter:
+                for i in range(200):
+                    emitter.emit_label(event_id=f"k-{i}", label=1, ts=now)
+                assert emitter.flush(10)
+            wait_until(
+                lambda: _join_count(second, "joined") == 200,
+                timeout=90,
+                what="200 labels joined with predictions restored from the changelog",
+                workers=[second],
+            )
+            assert _join_count(second, "orphan_label") == 0
+        finally:
+            stop_all([second])
+
+
+def test_labels_join_and_performance_on_metrics(
+    kafka_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    settings = _settings(kafka_broker, tmp_path, "labels")
+    rng = np.random.default_rng(11)
+    reference = _reference(rng)
     worker = WorkerProcess(settings, tmp_path, name="labels-worker")
     with deployed(settings, {MODEL: reference}, [worker]) as d:
         now = time.time()
