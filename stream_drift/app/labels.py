@@ -92,16 +92,18 @@ class LabelJoinService(mode.Service):
         if not s.labels.enabled:
             self._loop_done.set()
             return
-        common = {"bootstrap_servers": ",".join(s.kafka.servers), **s.kafka.client_kwargs()}
+        servers = ",".join(s.kafka.servers)
         self.producer = AIOKafkaProducer(
+            bootstrap_servers=servers,
             client_id=f"{s.app_id}-labels",
             acks="all",
             linger_ms=5,
             max_request_size=s.kafka.producer_max_request_bytes,
-            **common,
+            **s.kafka.client_kwargs(),
         )
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers,
             group_id=f"{s.app_id}-labels",
             client_id=f"{s.app_id}-labels",
             enable_auto_commit=False,
@@ -113,7 +115,7 @@ class LabelJoinService(mode.Service):
             rebalance_timeout_ms=int(s.kafka.rebalance_timeout_seconds * 1000),
             max_poll_interval_ms=max(60_000, int(s.kafka.rebalance_timeout_seconds * 1000)),
             fetch_max_wait_ms=500,
-            **common,
+            **s.kafka.client_kwargs(),
         )
         await self.consumer.start()
         self.consumer.subscribe([s.topics.events, s.topics.labels], listener=_RestoreOnAssign(self))
@@ -166,7 +168,11 @@ class LabelJoinService(mode.Service):
     def _take(self, tp: TopicPartition, records: list[RawRecord]) -> None:
         s = self.runtime.settings
         if tp.topic == s.topics.events:
-            predictions, skipped = decode_predictions(records)
+            predictions, skipped = decode_predictions(
+                records,
+                max_message_bytes=s.ingest.max_message_bytes,
+                known_models=s.ingest.known_models or None,
+            )
             self.skipped_events += skipped
             step = self.join.add_predictions(tp.partition, predictions)
         else:
@@ -201,8 +207,9 @@ class LabelJoinService(mode.Service):
         async with self._flush_lock:
             self._last_flush = time.monotonic()
             changelog = self.runtime.settings.label_join_changelog
-            for partition, event_id, entry in self.join.take_changes():
-                self._outgoing.append(_Send(changelog, event_id.encode(), entry, partition))
+            # Keys are the join's own (model and event id; a partition's watermark).
+            for partition, key, entry in self.join.take_changes():
+                self._outgoing.append(_Send(changelog, key.encode(), entry, partition))
             offsets = dict(self._offsets)
             if not self._outgoing and not offsets:
                 return
