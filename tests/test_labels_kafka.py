@@ -18,8 +18,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from test_worker_kafka import (
     TUMBLING_60,
     Deployment,
+    _asend,
     deployed,
     make_settings,
+    read_json,
     sample,
     scrape,
     start_all,
@@ -174,6 +176,13 @@ def test_labels_join_and_performance_on_metrics(
             for i in range(N_ORPHANS):
                 emitter.emit_label(event_id=f"ghost-{i}", label=1, ts=now - 2 * TTL)
             assert emitter.flush(10)
+        # Labels the worker cannot use: dead-lettered with their reason, never joined.
+        bad = [
+            (2, b'{"model": "scoring", "label": 1}', b"no-id"),
+            (3, b'{"model": "scoring", "event_id": "ev-1", "label": [1]}', b"ev-1"),
+            (1, b"not json", None),
+        ]
+        asyncio.run(_asend(d.bootstrap, d.topics.labels, bad))
 
         predicted = (scores[:N_LABELLED] >= 0.5).astype(int)
         expected_accuracy = float(np.mean(predicted == truth[:N_LABELLED]))
@@ -233,3 +242,10 @@ def test_labels_join_and_performance_on_metrics(
         assert metric("precision") == pytest.approx(precision, abs=1e-12)
         assert metric("recall") == pytest.approx(recall, abs=1e-12)
         assert metric("log_loss") == pytest.approx(log_loss, rel=1e-9)
+        letters = [
+            v
+            for _, v in read_json(d.bootstrap, d.topics.deadletter, min_records=3)
+            if v["source"]["topic"] == d.topics.labels
+        ]
+        assert sorted(v["original"] for v in letters) == sorted(v.decode() for _, v, _ in bad)
+        assert all(v["reason"] for v in letters)
