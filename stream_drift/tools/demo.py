@@ -1,10 +1,13 @@
 """``stream-drift demo``: the whole system on one machine, no Kafka installed.
 
-Starts the embedded broker, creates the topics, builds and publishes references for three
+Starts the embedded broker, creates the topics, builds and publishes references for four
 synthetic models, runs a worker, and produces a live stream (event time = wall time) in which
-a drift is injected at a known moment into known features and into nothing else. A live
-terminal view shows the statistics per model and feature and the alerts as they fire; at the
-end it prints what was injected when and what was detected when (``--json``: as one object).
+a drift is injected at a known moment into known features and into nothing else. One model
+(``credit``) is labelled: its labels follow its events a second later, and at the same moment
+its concept changes (what the label depends on) while its features and predictions keep their
+distributions, a change only the concept-drift detector can see. A live terminal view shows
+the statistics per model and feature and the alerts as they fire; at the end it prints what
+was injected when and what was detected when (``--json``: as one object).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from stream_drift.config import Settings
 from stream_drift.pipeline.alert_record import Alert
 from stream_drift.pipeline.alert_text import format_timestamp, parse_timestamp
+from stream_drift.pipeline.evaluator import CONCEPT_FEATURE
 from stream_drift.pipeline.reference import ReferenceProfile, build_reference
 
 T = TypeVar("T")
@@ -56,6 +60,17 @@ def _churn(rng: np.random.Generator, n: int, drifted: bool) -> dict[str, Any]:
     }
 
 
+def _credit(rng: np.random.Generator, n: int, drifted: bool) -> dict[str, Any]:
+    # Concept change: the model scores debt_ratio as it learnt; after the change, defaults
+    # follow income instead. Features and scores keep their distributions.
+    income = rng.normal(0.0, 1.0, n)
+    debt_ratio = rng.normal(0.0, 1.0, n)
+    score = 1.0 / (1.0 + np.exp(-2.5 * debt_ratio))
+    driver = -2.5 * income if drifted else 2.5 * debt_ratio
+    label = (rng.random(n) < 1.0 / (1.0 + np.exp(-driver))).astype(int)
+    return {"income": income, "debt_ratio": debt_ratio, "prediction": score, "label": label}
+
+
 def _pricing(rng: np.random.Generator, n: int, drifted: bool) -> dict[str, Any]:
     # The control model: never drifts.
     return {
@@ -78,7 +93,12 @@ MODELS = (
     DemoModel("fraud", "3", _fraud, ("amount",)),
     DemoModel("churn", "12", _churn, ("plan",)),
     DemoModel("pricing", "1", _pricing, ()),
+    DemoModel("credit", "2", _credit, (CONCEPT_FEATURE,)),
 )
+"""``drifting``: the features a drift goes into; ``(predictions)`` for a concept change."""
+
+LABEL_DELAY_SECONDS = 1.0
+"""Labels of the labelled model are sent this long after their events."""
 
 
 def demo_settings(bootstrap: str, web_port: int, data_dir: str) -> Settings:
@@ -98,6 +118,10 @@ def demo_settings(bootstrap: str, web_port: int, data_dir: str) -> Settings:
             "alerts.fire_after": 2,
             "alerts.resolve_after": 2,
             "alerts.cooldown_seconds": 60,
+            # The labelled model: a join co-partitioned by event_id (equal partition counts).
+            "labels.enabled": True,
+            "labels.min_pairs": 50,
+            "topics.partitions.labels": Settings().topics.partitions.events,
             "web.port": web_port,
             "worker.data_dir": data_dir,
         }
@@ -116,6 +140,9 @@ def build_references(seed: int = 7, n: int = 20_000) -> list[ReferenceProfile]:
                 model=m.name,
                 model_version=m.version,
                 prediction=["prediction"],
+                label="label" if "label" in cols else None,
+                # No row sample: the demo shows per-feature and concept drift only.
+                sample_rows=0,
                 source="demo training set",
             )
         )
@@ -172,10 +199,19 @@ class DemoState:
 
 
 async def _produce(
-    bootstrap: str, topic: str, state: DemoState, stop: asyncio.Event, rate: float, seed: int
+    bootstrap: str,
+    topics: tuple[str, str],
+    state: DemoState,
+    stop: asyncio.Event,
+    rate: float,
+    seed: int,
 ) -> None:
+    from collections import deque
+
     from aiokafka import AIOKafkaProducer
 
+    events_topic, labels_topic = topics
+    labels: deque[tuple[float, bytes, bytes]] = deque()  # (due, event id, label record)
     rng = np.random.default_rng(seed)
     encode = msgspec.json.Encoder().encode
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10)
@@ -191,7 +227,9 @@ async def _produce(
                 cols = m.generate(rng, per_tick, drifted)
                 for i in range(per_tick):
                     ts = now + i * tick / per_tick
-                    features = {k: _py(v[i]) for k, v in cols.items() if k != "prediction"}
+                    features = {
+                        k: _py(v[i]) for k, v in cols.items() if k not in ("prediction", "label")
+                    }
                     event = {
                         "model": m.name,
                         "model_version": m.version,
@@ -199,8 +237,20 @@ async def _produce(
                         "features": features,
                         "prediction": _py(cols["prediction"][i]),
                     }
-                    await producer.send(topic, encode(event))
+                    key = None
+                    if "label" in cols:
+                        # Keyed by event id, as DriftEmitter does: the label lands on the same
+                        # partition number of the labels topic.
+                        eid = f"{m.name}-{state.produced + i}"
+                        event["event_id"] = eid
+                        key = eid.encode()
+                        label = {"model": m.name, "event_id": eid, "label": _py(cols["label"][i])}
+                        labels.append((ts + LABEL_DELAY_SECONDS, key, encode(label)))
+                    await producer.send(events_topic, encode(event), key=key)
                 state.produced += per_tick
+            while labels and labels[0][0] <= now:
+                _, key, value = labels.popleft()
+                await producer.send(labels_topic, value, key=key)
             next_at += tick
             await asyncio.sleep(max(0.0, next_at - time.time()))
         await producer.flush()
@@ -299,7 +349,7 @@ async def run_demo(
         now = time.time()
         state = DemoState(started_at=now, inject_at=now + inject_after)
         echo(
-            "worker ready; streaming 3 models at "
+            f"worker ready; streaming {len(MODELS)} models at "
             f"{rate:.0f} events/s each; drift goes into "
             + ", ".join(f"{m.name}.{f}" for m in MODELS for f in m.drifting)
             + f" at {format_timestamp(state.inject_at)}"
@@ -316,7 +366,14 @@ async def run_demo(
 
         tasks = [
             asyncio.create_task(
-                _produce(bootstrap, settings.topics.events, state, stop, rate, seed)
+                _produce(
+                    bootstrap,
+                    (settings.topics.events, settings.topics.labels),
+                    state,
+                    stop,
+                    rate,
+                    seed,
+                )
             ),
             asyncio.create_task(_follow(bootstrap, settings.topics.results, json.loads, on_result)),
             asyncio.create_task(
