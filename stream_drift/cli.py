@@ -87,7 +87,7 @@ def reference() -> None:
 @click.option(
     "--sample-rows",
     type=click.IntRange(min=0),
-    default=1000,
+    default=1000,  # pipeline.reference.DEFAULT_SAMPLE_ROWS (not imported: --help stays light)
     show_default=True,
     help="Raw feature rows to keep for the domain classifier (0: none).",
 )

@@ -179,6 +179,7 @@ def test_card_from_files_has_every_section_and_figure(tmp_path: Path) -> None:
         "Source: train.csv" in data and "3,000 rows; 2 feature(s), 1 prediction output(s)" in data
     )
     assert "Row sample: 200 of 3,000 rows (seed 0)" in data
+    assert "classifier\n\n| series | role" in data  # a list ends before the table starts
     rows = {r[0]: r for r in _table(data)}
     assert set(rows) == {"amount", "country", "prediction"}  # the label is not a series
     assert rows["country"][5].startswith("DE ")

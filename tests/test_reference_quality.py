@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 from collections import Counter
@@ -17,14 +18,20 @@ from click.testing import CliRunner
 
 from stream_drift.cli import cli
 from stream_drift.pipeline.reference import (
+    DEFAULT_SAMPLE_ROWS,
     PUBLISH_LIMIT_BYTES,
     ReferenceError,
     ReferenceProfile,
     ReferenceSample,
-    build_reference,
     size_warning,
 )
-from stream_drift.tools.datasets import build_reference_from_file
+from stream_drift.pipeline.reference import build_reference as _build_reference
+from stream_drift.tools.datasets import build_reference_from_file as _build_from_file
+
+# Profiles here are built as `reference build` builds them: with its default row sample (the
+# Python API keeps none unless asked).
+build_reference = functools.partial(_build_reference, sample_rows=DEFAULT_SAMPLE_ROWS)
+build_reference_from_file = functools.partial(_build_from_file, sample_rows=DEFAULT_SAMPLE_ROWS)
 
 N = 600
 

@@ -568,7 +568,7 @@ def build_reference(
     top_categories: int = 50,
     source: str = "",
     label: str | None = None,
-    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    sample_rows: int = 0,
     seed: int = 0,
     metadata: Mapping[str, str] | None = None,
 ) -> ReferenceProfile:
@@ -590,7 +590,10 @@ def build_reference(
         the one prediction column (named in ``prediction``, or a column named
         ``prediction``).
     sample_rows
-        Raw feature rows to keep (:class:`ReferenceSample`, drawn with ``seed``); 0: none.
+        Raw feature rows to keep (:class:`ReferenceSample`, drawn with ``seed``); 0 (the
+        default here): none. ``reference build`` keeps :data:`DEFAULT_SAMPLE_ROWS`: a sample
+        turns the domain classifier on in stage 2, which costs CPU per window (README
+        "Multivariate drift"), so code building profiles opts in explicitly.
     metadata
         ``owner``, ``intended_use``, ``description`` (:data:`METADATA_KEYS`).
 

@@ -183,6 +183,20 @@ def card_inputs_from_files(
 # --------------------------------------------------------------------------- Kafka
 
 
+def _read_order(pair: tuple[Any, dict[str, Any]]) -> tuple[float, int, int, int]:
+    """Records of several partitions in time order: by the record's own ``evaluated_at``
+    (records sent in one batch share a Kafka timestamp, and the partitions are read one after
+    the other), else its Kafka timestamp; then timestamp, partition and offset."""
+    record, obj = pair
+    ts = record_time(obj)
+    return (
+        record.timestamp / 1000 if ts is None else ts,
+        record.timestamp,
+        record.partition,
+        record.offset,
+    )
+
+
 async def read_topic_tail(
     bootstrap: str,
     topic: str,
@@ -196,7 +210,7 @@ async def read_topic_tail(
     max_seconds: float = 60.0,
 ) -> list[tuple[Any, dict[str, Any]]]:
     """The JSON records of a topic that ``keep`` accepts, with their Kafka records, oldest
-    first (by record timestamp); the last ``last`` of them (the last ``last`` of each
+    first (:func:`_read_order`); the last ``last`` of them (the last ``last`` of each
     partition are kept while reading, so memory stays bounded).
 
     Reads every partition without a consumer group, from the first record at or after
@@ -261,10 +275,7 @@ async def read_topic_tail(
                 kept[record.partition].append((record, obj))
     finally:
         await consumer.stop()
-    merged = sorted(
-        (pair for part in kept.values() for pair in part),
-        key=lambda pair: (pair[0].timestamp, pair[0].partition, pair[0].offset),
-    )
+    merged = sorted((pair for part in kept.values() for pair in part), key=_read_order)
     return merged[-last:] if last is not None else merged
 
 
@@ -400,6 +411,8 @@ def render_markdown(card: Card) -> str:
     """The card as GitHub-flavoured Markdown."""
     out = [f"# {md_escape(card.title)}", ""]
     for block in card.blocks:
+        if out[-1].startswith("- ") and (isinstance(block, Table) or block[0] != "li"):
+            out.append("")  # a list ends with a blank line, or what follows joins its last item
         if isinstance(block, Table):
             out.append("| " + " | ".join(md_escape(h) for h in block.headers) + " |")
             out.append("|" + "---|" * len(block.headers))
@@ -412,8 +425,6 @@ def render_markdown(card: Card) -> str:
         elif kind == "li":
             out.append(f"- {md_escape(text)}")
         else:
-            if out[-1].startswith("- "):
-                out.append("")
             out.extend([md_escape(text), ""])
     return "\n".join(out).rstrip() + "\n"
 
