@@ -247,26 +247,15 @@ class ModelEvaluator:
         )
 
     def _decide(self, result: WindowResult) -> list[Alert]:
+        checks: list[tuple[str, DriftResult, list[dict[str, Any]]]] = [
+            (feature, r, evaluation.top_bins)
+            for feature, evaluation in sorted(result.evaluations.items())
+            for stat in self.decision.deciding
+            if (r := evaluation.results.get(stat)) is not None
+        ]
+        checks += [(feature, r, []) for feature, r in result.model_checks()]
         alerts = []
-        for feature, evaluation in sorted(result.evaluations.items()):
-            for stat in self.decision.deciding:
-                r = evaluation.results.get(stat)
-                if r is None:
-                    continue
-                alert = self.tracker.observe(
-                    model=self.model,
-                    model_version=result.model_version,
-                    feature=feature,
-                    result=r,
-                    window_start=result.window_start,
-                    window_end=result.window_end,
-                    evaluated_at=result.evaluated_at,
-                    reference_id=result.reference_id,
-                    top_bins=evaluation.top_bins,
-                )
-                if alert is not None:
-                    alerts.append(alert)
-        for feature, r in result.model_checks():
+        for feature, r, top_bins in checks:
             alert = self.tracker.observe(
                 model=self.model,
                 model_version=result.model_version,
@@ -276,6 +265,7 @@ class ModelEvaluator:
                 window_end=result.window_end,
                 evaluated_at=result.evaluated_at,
                 reference_id=result.reference_id,
+                top_bins=top_bins,
             )
             if alert is not None:
                 alerts.append(alert)
