@@ -43,10 +43,11 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_drift.pipeline.domain import (
-    SampleRow,
+    SampleBlock,
     sample_priority,
     sample_series,
     select_bottom_k,
+    split_groups,
 )
 from stream_drift.pipeline.events import (
     PREDICTION_PREFIX,
@@ -207,7 +208,7 @@ class GroupCounts:
     step: float
     events: int
     counts: dict[str, tuple[IntArray, int]]  # series -> (fine bin counts, missing)
-    sample: list[SampleRow] = field(default_factory=list)
+    sample: SampleBlock | None = None
     """The group's bottom-k rows (see :mod:`stream_drift.pipeline.domain`), in priority order."""
 
 
@@ -670,7 +671,7 @@ class FastDecoders:
             per_series[name] = np.bincount(
                 groups * (nb + 1) + code, minlength=n_groups * (nb + 1)
             ).reshape(n_groups, nb + 1)
-        sample: dict[int, list[SampleRow]] = {}
+        sample: dict[int, SampleBlock] = {}
         if sample_per_step > 0:
             sample = _sample_rows(
                 reference, codes, carry_f, src, offsets, out.sources, g_inv, sample_per_step
@@ -697,7 +698,7 @@ class FastDecoders:
                     float(k_i) * step_seconds,
                     int(events_per[g]),
                     counts,
-                    sample.get(g, []),
+                    sample.get(g),
                 )
             )
         # Per source: the accepted end offset and the model's watermark.
@@ -724,8 +725,8 @@ def _sample_rows(
     sources: list[tuple[str, int]],
     groups: IntArray,
     k: int,
-) -> dict[int, list[SampleRow]]:
-    """Each group's ``k`` rows of smallest priority, as ``(priority, offset, codes)``.
+) -> dict[int, SampleBlock]:
+    """Each group's ``k`` rows of smallest priority, as a block.
 
     ``codes`` are the feature series' codes of the rows carrying features (``carry_f``),
     missing at ``n_bins``; a row without features, or a series never carried, is ``-1``.
@@ -743,16 +744,7 @@ def _sample_rows(
             col = code[at]
             col[col >= reference.series[name].binning.n_bins] = -1
             matrix[has_f, j] = col
-    out: dict[int, list[SampleRow]] = {}
-    for g, p, o, row in zip(
-        groups[chosen].tolist(),
-        priority[chosen].tolist(),
-        offsets[chosen].tolist(),
-        map(tuple, matrix.tolist()),
-        strict=True,
-    ):
-        out.setdefault(g, []).append((p, o, row))
-    return out
+    return split_groups(groups, chosen, priority, offsets, matrix)
 
 
 def _carried(payloads: list[Any]) -> tuple[npt.NDArray[np.bool_], list[Any]]:

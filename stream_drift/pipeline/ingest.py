@@ -26,11 +26,13 @@ from stream_drift.pipeline.columnar import Computed, FastDecoders, GroupCounts, 
 from stream_drift.pipeline.columns import group_values
 from stream_drift.pipeline.decode import EventDecoder
 from stream_drift.pipeline.domain import (
-    SampleRow,
-    bottom_k,
+    SampleBlock,
+    block_rows,
+    merge_blocks,
     sample_priority,
     sample_series,
     select_bottom_k,
+    split_groups,
     value_codes,
 )
 from stream_drift.pipeline.events import (
@@ -73,7 +75,7 @@ class _Builder:
     def __init__(self, reference: ReferenceProfile) -> None:
         self.reference = reference
         self.steps: dict[float, dict[str, Histogram]] = {}
-        self.sample: dict[float, list[SampleRow]] = {}
+        self.sample: dict[float, SampleBlock] = {}
         """Per step, the chunk's bottom-k rows (when sampling)."""
         self.events: Counter[float] = Counter()
         self.dirty = False
@@ -289,9 +291,9 @@ class IngestAccumulator:
         builder.events[group.step] += group.events
         builder.changed.add(group.step)
         outcome.accepted[group.model] += group.events
-        if group.sample:
-            kept = builder.sample.get(group.step, [])
-            builder.sample[group.step] = bottom_k([*kept, *group.sample], self.sample_per_step)
+        if group.sample is not None:
+            kept = builder.sample.get(group.step)
+            builder.sample[group.step] = merge_blocks(kept, group.sample, self.sample_per_step)
 
     def add_records_per_record(self, records: Iterable[RawRecord]) -> BatchOutcome:
         """:meth:`add_records` judging every record on its own (no columnar path)."""
@@ -464,19 +466,18 @@ class IngestAccumulator:
         index: dict[float, int] = {}
         groups = np.fromiter((index.setdefault(s, len(index)) for s in starts), np.int64)
         priority = sample_priority(np.full(len(events), partition), offsets)
-        chosen = select_bottom_k(groups, priority, self.sample_per_step).tolist()
-        picked = [events[i].values for i in chosen]
-        columns = [
-            value_codes(reference, name, [v.get(name) for v in picked]).tolist()
-            for name in sample_series(reference)
-        ]
-        rows: dict[float, list[SampleRow]] = {}
-        for j, i in enumerate(chosen):
-            codes = tuple(column[j] for column in columns)
-            rows.setdefault(starts[i], []).append((int(priority[i]), offsets[i], codes))
-        for start, new in rows.items():
-            kept = builder.sample.get(start, [])
-            builder.sample[start] = bottom_k([*kept, *new], self.sample_per_step)
+        chosen = select_bottom_k(groups, priority, self.sample_per_step)
+        picked = [events[i].values for i in chosen.tolist()]
+        layout = sample_series(reference)
+        codes = np.full((len(picked), len(layout)), -1, dtype=np.int64)
+        for j, name in enumerate(layout):
+            codes[:, j] = value_codes(reference, name, [v.get(name) for v in picked])
+        offset_array = np.asarray(offsets, dtype=np.int64)
+        step_of = list(index)
+        for g, block in split_groups(groups, chosen, priority, offset_array, codes).items():
+            start = step_of[g]
+            kept = builder.sample.get(start)
+            builder.sample[start] = merge_blocks(kept, block, self.sample_per_step)
 
     def crossed(self, lateness: float = 0.0) -> set[tuple[str, str]]:
         """The (source partition, model) pairs whose watermark passed a step's end plus
@@ -488,22 +489,15 @@ class IngestAccumulator:
 
         Examples
         --------
-        >>> import numpy as np
-        >>> from stream_drift.pipeline.reference import build_reference
-        >>> reg = ReferenceRegistry()
-        >>> _ = reg.add(build_reference({"x": np.arange(100.0)}, model="m"))
-        >>> acc = IngestAccumulator(reg, step_seconds=60)
-        >>> def add(offset, ts):
-        ...     event = b'{"model": "m", "ts": %d, "features": {"x": 5}}' % ts
-        ...     return acc.add_records([RawRecord(event, "ev", 0, offset, 0)])
-        >>> _ = add(0, 70)
+        >>> acc = IngestAccumulator(ReferenceRegistry(), step_seconds=60)
+        >>> acc.watermarks["ev/0", "m"] = 70.0  # as events of model m on ev/0 move it
         >>> acc.crossed()  # never flushed
         {('ev/0', 'm')}
         >>> _ = acc.flush(only=acc.crossed())
-        >>> _ = add(1, 119)
+        >>> acc.watermarks["ev/0", "m"] = 119.0
         >>> acc.crossed()  # still in the step [60, 120)
         set()
-        >>> _ = add(2, 121)
+        >>> acc.watermarks["ev/0", "m"] = 121.0
         >>> acc.crossed(), acc.crossed(lateness=5)  # past 120, but not past 120 + 5
         ({('ev/0', 'm')}, set())
         """
@@ -570,8 +564,8 @@ class IngestAccumulator:
                     partial.add_step(step_start, name, hist)
         if builder.sample:
             partial.sample = {
-                step: [[offset, *codes] for _, offset, codes in rows]
-                for step, rows in builder.sample.items()
+                step: block_rows(block)
+                for step, block in builder.sample.items()
                 if step in builder.changed
             }
         return partial
