@@ -37,6 +37,7 @@ def _fraud(version: str) -> ReferenceProfile:
         model="fraud",
         model_version=version,
         prediction=["score"],
+        sample_rows=50,  # stage 1 samples the events of a reference with a row sample
     )
 
 
@@ -51,6 +52,7 @@ def _churn() -> ReferenceProfile:
         },
         model="churn",
         prediction=["p", "label"],
+        sample_rows=50,
     )
 
 

@@ -8,6 +8,7 @@ found with ``bisect`` on the reference's edges.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import math
 from typing import Any
@@ -21,7 +22,7 @@ from stream_drift.pipeline.domain import sample_priority, sample_series, select_
 from stream_drift.pipeline.events import RawRecord
 from stream_drift.pipeline.ingest import IngestAccumulator
 from stream_drift.pipeline.partials import Partial, decode_message
-from stream_drift.pipeline.reference import build_reference
+from stream_drift.pipeline.reference import ReferenceProfile, build_reference
 from stream_drift.pipeline.registry import ReferenceRegistry
 from stream_drift.pipeline.windows import VersionWindow
 from stream_drift.stats.binning import CategoricalBinning, NumericBinning
@@ -40,6 +41,7 @@ REF = build_reference(
         "score": RNG.uniform(0, 1, 1000),
     },
     model="fraud",
+    sample_rows=100,  # a reference with a row sample: stage 1 samples its events
     prediction=["score"],
 )
 LAYOUT = sample_series(REF)
@@ -87,9 +89,11 @@ def _records(events: list[tuple[int, int, dict[str, Any]]]) -> list[RawRecord]:
     return sorted(records, key=lambda r: (r.partition, r.offset))  # as a fetch delivers them
 
 
-def _accumulator(columnar: bool = True, k: int = K) -> IngestAccumulator:
+def _accumulator(
+    columnar: bool = True, k: int = K, reference: ReferenceProfile = REF
+) -> IngestAccumulator:
     registry = ReferenceRegistry()
-    registry.add(REF)
+    registry.add(reference)
     return IngestAccumulator(
         registry,
         step_seconds=STEP,
@@ -299,3 +303,16 @@ def test_the_candidate_shortcut_selects_exactly_the_bottom_k(n: int, groups: int
         rows = np.flatnonzero(g == group).tolist()
         want += sorted(rows, key=lambda i: int(priority[i]))[:k]
     assert select_bottom_k(g, priority, k).tolist() == want
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_a_reference_without_a_row_sample_gets_no_sample(columnar: bool) -> None:
+    # No domain classifier to feed: stage 1 spends nothing on it and sends the old bytes.
+    unsampled = dataclasses.replace(REF, sample=None)
+    acc = _accumulator(columnar, reference=unsampled)
+    acc.add_records(_records(_events(300)))
+    partials = acc.flush()
+    assert partials and all(p.sample is msgspec.UNSET for p in partials)
+    with_sample = _accumulator(columnar)
+    with_sample.add_records(_records(_events(300)))
+    assert any(p.sample is not msgspec.UNSET for p in with_sample.flush())

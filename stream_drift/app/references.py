@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import mode
@@ -14,6 +15,7 @@ import mode
 from stream_drift.app.kafka_io import open_topic, read_records
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
+from stream_drift.pipeline.model_quality import calibrate_domain
 from stream_drift.pipeline.reference import ReferenceError, ReferenceProfile
 
 if TYPE_CHECKING:
@@ -88,3 +90,20 @@ class ReferenceFollower(mode.Service):
             return
         if self.runtime.registry.add(profile):
             log.info("reference %s installed for %s", profile.id, profile.key)
+            if profile.sample is not None and self.runtime.settings.multivariate.enabled:
+                # Seconds of CPU: in a thread, so stage 2's loop keeps evaluating meanwhile.
+                asyncio.get_running_loop().run_in_executor(None, self._calibrate, profile)
+
+    def _calibrate(self, profile: ReferenceProfile) -> None:
+        started = time.perf_counter()
+        try:
+            n = calibrate_domain(profile, self.runtime.settings.multivariate)
+        except Exception:  # a failure here only costs the evaluator its own calibration
+            log.exception("calibrating the domain classifier of %s failed", profile.key)
+            return
+        log.info(
+            "domain classifier of %s calibrated: %d row-count buckets in %.1f s",
+            profile.key,
+            n,
+            time.perf_counter() - started,
+        )

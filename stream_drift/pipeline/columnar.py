@@ -672,7 +672,8 @@ class FastDecoders:
                 groups * (nb + 1) + code, minlength=n_groups * (nb + 1)
             ).reshape(n_groups, nb + 1)
         sample: dict[int, SampleBlock] = {}
-        if sample_per_step > 0:
+        # Only a reference with a row sample has a domain classifier to feed.
+        if sample_per_step > 0 and reference.sample is not None:
             sample = _sample_rows(
                 reference, codes, carry_f, src, offsets, out.sources, g_inv, sample_per_step
             )

@@ -186,6 +186,12 @@ class ModelEvaluator:
             return None
         return lag
 
+    @property
+    def _sample_per_step(self) -> int:
+        """Sampled rows stage 2 keeps per (step, source): stage 1's, or none when off."""
+        policy = self.quality_policies.multivariate
+        return policy.sample_per_step if policy.enabled else 0
+
     def _quality_for(self, version: str) -> VersionQuality | None:
         """The quality state of ``version`` (created on first use), or ``None`` without a
         reference for it. Labels may omit the version: with one version live, it is that."""
@@ -212,7 +218,7 @@ class ModelEvaluator:
         if reference is None:
             # Its bins are unknown here, so its counts cannot be merged anywhere.
             return None
-        window = VersionWindow(reference, self.window_policy)
+        window = VersionWindow(reference, self.window_policy, sample_per_step=self._sample_per_step)
         self.versions[partial.model_version] = window
         return window
 
@@ -293,7 +299,9 @@ class ModelEvaluator:
         for version, wd in data.get("versions", {}).items():
             reference = registry.by_id(wd["reference_id"])
             if reference is not None:
-                ev.versions[version] = VersionWindow.from_dict(wd, reference, windows)
+                ev.versions[version] = VersionWindow.from_dict(
+                    wd, reference, windows, sample_per_step=ev._sample_per_step
+                )
         if "alerts" in data:
             ev.tracker = AlertTracker.from_dict(data["alerts"], ev.tracker.policy)
         for version, qd in data.get("quality", {}).items():

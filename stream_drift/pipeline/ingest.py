@@ -447,7 +447,7 @@ class IngestAccumulator:
             builder.events[start] += 1
             builder.changed.add(start)
             starts.append(start)
-        if self.sample_per_step:
+        if self.sample_per_step and builder.reference.sample is not None:
             self._sample(builder, source, events, offsets, starts)
         return mismatched
 

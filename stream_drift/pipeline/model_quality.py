@@ -51,7 +51,14 @@ from stream_drift.stats.performance import (
 )
 from stream_drift.stats.result import Severity
 
-__all__ = ["MAX_STEPS", "QualityPolicies", "QualityReport", "VersionQuality"]
+__all__ = [
+    "MAX_STEPS",
+    "QualityPolicies",
+    "QualityReport",
+    "VersionQuality",
+    "calibrate_domain",
+    "domain_classifier",
+]
 
 Accumulator = BinaryPerformance | MulticlassPerformance | RegressionPerformance
 
@@ -61,6 +68,51 @@ MAX_STEPS: Final = 20_000
 CRITICAL_AUC: Final = 0.75
 """A domain AUC at or above this (and above the threshold) is a critical multivariate drift:
 a classifier then tells most current rows from reference rows."""
+
+
+_THRESHOLDS: dict[tuple[str, float, int], dict[int, float]] = {}
+"""Domain-classifier thresholds by (reference id, false-alarm rate, min rows): a threshold
+depends only on those and the reference rows, and calibrating one bucket takes seconds, so
+every evaluator of a reference shares them (:func:`calibrate_domain` fills them ahead)."""
+
+
+def domain_classifier(
+    reference: ReferenceProfile, policy: MultivariatePolicy
+) -> DomainClassifier | None:
+    """The domain classifier of ``reference`` under ``policy``, or ``None`` when the policy is
+    off or the reference holds no row sample. Its thresholds are shared (see above)."""
+    sample = reference.sample
+    if not policy.enabled or sample is None or not sample.rows:
+        return None
+    codes = reference_codes(reference, sample.rows)
+    if len(codes) == 0:
+        return None
+    key = (reference.id, policy.false_alarm_rate, policy.min_rows)
+    classifier = DomainClassifier(
+        reference,
+        codes,
+        min_rows=policy.min_rows,
+        false_alarm_rate=policy.false_alarm_rate,
+        thresholds=_THRESHOLDS.get(key),
+    )
+    # The classifier fills this very dict: what one evaluator calibrates, all reuse.
+    classifier.thresholds = _THRESHOLDS.setdefault(key, classifier.thresholds)
+    return classifier
+
+
+def calibrate_domain(reference: ReferenceProfile, policy: MultivariatePolicy) -> int:
+    """Calibrate every row-count bucket of ``reference``'s domain classifier ahead of its
+    first window (seconds of CPU per bucket: a worker runs this in a thread when it installs
+    a reference, not on the loop that evaluates windows). Returns the buckets calibrated."""
+    classifier = domain_classifier(reference, policy)
+    if classifier is None:
+        return 0
+    buckets = sorted(
+        {classifier.bucket(n) for n in range(classifier.min_rows, classifier.max_rows + 1)}
+    )
+    for bucket in buckets:
+        classifier.threshold(bucket)
+    return len(buckets)
 
 
 @dataclass(frozen=True)
@@ -244,20 +296,10 @@ class VersionQuality:
         if self._domain_tried:
             return self._domain
         self._domain_tried = True
-        policy = self.policies.multivariate
-        sample = self.reference.sample
-        if not policy.enabled or sample is None or not sample.rows:
-            return None
-        codes = reference_codes(self.reference, sample.rows)
-        if len(codes) == 0:
-            return None
-        self._domain = DomainClassifier(
-            self.reference,
-            codes,
-            min_rows=policy.min_rows,
-            false_alarm_rate=policy.false_alarm_rate,
-            thresholds=self.domain_thresholds,
-        )
+        self._domain = domain_classifier(self.reference, self.policies.multivariate)
+        if self._domain is not None:
+            for bucket, threshold in self.domain_thresholds.items():  # from a saved state
+                self._domain.thresholds.setdefault(bucket, threshold)
         return self._domain
 
     def report(self, start: float, end: float, current_sample: Any) -> QualityReport:
@@ -268,7 +310,7 @@ class VersionQuality:
         classifier = self.domain_classifier() if current_sample is not None else None
         if classifier is not None and len(current_sample):
             verdict = classifier.evaluate(current_sample, seed=int(end) & 0x7FFFFFFF)
-            self.domain_thresholds = classifier.thresholds
+            self.domain_thresholds = dict(classifier.thresholds)
             if verdict is not None:
                 drift = verdict.is_drift
                 critical = drift and verdict.auc >= CRITICAL_AUC
