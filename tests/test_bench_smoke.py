@@ -74,10 +74,9 @@ TINY_CONSTANTS = {
 }
 
 
-def _run_once(name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
-    """Run ``bench.<name>`` once in-process at :data:`TINY` sizes: (JSON doc, text output)."""
+def _shrink(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Import ``bench.<name>`` with its :data:`TINY` sizes patched in."""
     monkeypatch.syspath_prepend(str(ROOT))  # bench is not installed: run from the repo root
-    table = importlib.import_module("bench._table")
     module: ModuleType = importlib.import_module(name)
     base = module.Settings
 
@@ -86,10 +85,17 @@ def _run_once(name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
             super().__init__(quick)
             vars(self).update(TINY[name])
 
-    emitted: list[dict[str, Any]] = []
     monkeypatch.setattr(module, "Settings", Tiny)
     for constant, value in TINY_CONSTANTS[name].items():
         monkeypatch.setattr(module, constant, value)
+    return module
+
+
+def _run_once(name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    """Run ``bench.<name>`` once in-process at :data:`TINY` sizes: (JSON doc, text output)."""
+    module = _shrink(name, monkeypatch)
+    table = importlib.import_module("bench._table")
+    emitted: list[dict[str, Any]] = []
     monkeypatch.setattr(module, "emit", lambda **kwargs: emitted.append(kwargs))
     assert module.main(["--quick"]) == 0
     [kwargs] = emitted
@@ -365,9 +371,10 @@ CONCEPT_TABLES = {
 
 
 def test_concept(monkeypatch: pytest.MonkeyPatch) -> None:
+    _shrink("bench.multivariate", monkeypatch)  # bench.concept prints its table too
     doc, text = _run_once("bench.concept", monkeypatch)
     assert doc["benchmark"] == "bench.concept"
-    _check_tables(doc, CONCEPT_TABLES)
+    _check_tables(doc, {**CONCEPT_TABLES, "multivariate": MULTIVARIATE_KEYS})
     from stream_drift.config.quality import DETECTOR_NAMES
 
     detectors = doc["tables"]["detectors"]
@@ -378,4 +385,4 @@ def test_concept(monkeypatch: pytest.MonkeyPatch) -> None:
     features = {r["feature"] for r in doc["tables"]["psi_after_change"]}
     assert features == {"x0", "x1", "x2", "prediction"}
     assert "loadavg" in doc["meta"]
-    _check_markdown(text, 2)
+    _check_markdown(text, 3)
