@@ -35,6 +35,22 @@ def test_crashed_ingest_is_failing() -> None:
     assert health_report(rt, now=1000.0)["status"] == "failing"
 
 
+def test_crashed_label_join_is_failing_not_live_and_says_why() -> None:
+    from stream_drift.app.web import liveness_report
+
+    rt = _runtime()
+    rt.health.label_join = "started"
+    assert health_report(rt, now=1000.0)["status"] == "ok"
+    rt.health.label_join = "crashed"
+    rt.health.label_join_error = "RuntimeError: label join: topic 'x' does not exist"
+    body = health_report(rt, now=1000.0)
+    assert body["status"] == "failing"
+    assert body["problems"] == [
+        "label join loop crashed: RuntimeError: label join: topic 'x' does not exist"
+    ]
+    assert liveness_report(rt, now=1000.0)["status"] == "failing"
+
+
 def test_a_long_table_recovery_is_failing_a_short_one_is_not() -> None:
     rt = _runtime()
     rt.health.recovering_since = 1000.0
@@ -100,6 +116,8 @@ def test_the_body_holds_every_known_figure_under_its_name() -> None:
         "consumer_lag_at": 999.0,
         "recovering_since": 990.0,
         "stage2_commit_started": 999.0,
+        "label_join": "started",
+        "label_join_partitions": [1, 3],
     }
     rt = _runtime()
     for name, value in figures.items():
@@ -112,4 +130,6 @@ def test_the_body_holds_every_known_figure_under_its_name() -> None:
     body = health_report(rt, now=1000.0)
     assert body["consumer_lag_growing_since"] == 900.0
     assert body["broker_lost_log"].startswith("drift.events/0")
+    rt.health.label_join_error = "RuntimeError: boom"
+    assert health_report(rt, now=1000.0)["label_join_error"] == "RuntimeError: boom"
     assert body["status"] == "failing"

@@ -209,3 +209,76 @@ def test_without_a_crossing_partials_wait_for_the_flush_interval() -> None:
         return loop
 
     asyncio.run(run())
+
+
+class BufferedConsumer:
+    """aiokafka's hand-out order: fetched records partition by partition, in the order the
+    fetches came back, until ``max_records``."""
+
+    def __init__(self, buffered: dict[TopicPartition, int]) -> None:
+        self.buffered = {tp: list(range(n)) for tp, n in buffered.items()}
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[int]]:
+        left = max_records if max_records is not None else 1 << 62
+        out: dict[TopicPartition, list[int]] = {}
+        for tp, records in self.buffered.items():
+            if (partitions and tp not in partitions) or not records or left == 0:
+                continue
+            out[tp], self.buffered[tp] = records[:left], records[left:]
+            left -= len(out[tp])
+        return out
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.buffered)
+
+
+def test_a_partition_with_few_records_is_not_held_behind_the_backlog_of_others() -> None:
+    from stream_drift.app.ingest import IngestService
+
+    backlog = [TopicPartition(TOPIC, p) for p in range(3)]
+    live = TopicPartition(TOPIC, 3)
+    consumer = BufferedConsumer({**{tp: 13_000 for tp in backlog}, live: 3})
+    batch = asyncio.run(IngestService._fetch(consumer, 10_000))
+    assert batch[live] == [0, 1, 2]  # fetched behind 39,000 records: in the first batch
+    assert len(batch[backlog[0]]) == 10_000
+    assert sum(len(v) for v in batch.values()) <= 10_000 + 10_000 // 4
+    # Nothing taken twice or skipped: the rest comes in order in the next batches.
+    seen = {tp: list(v) for tp, v in batch.items()}
+    while any(consumer.buffered.values()):
+        more = asyncio.run(IngestService._fetch(consumer, 10_000))
+        for tp, records in more.items():
+            seen.setdefault(tp, []).extend(records)
+    assert all(seen[tp] == list(range(13_000)) for tp in backlog)
+
+
+def test_the_fetch_wait_is_short_while_records_flow_and_long_once_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiokafka.consumer.fetcher import Fetcher as AIOKafkaFetcher
+
+    from stream_drift.app import ingest
+
+    # The private attribute the service sets is still what aiokafka reads per fetch request.
+    assert "_fetch_max_wait_ms" in AIOKafkaFetcher._get_actions_per_node.__code__.co_names
+    monkeypatch.setattr(ingest, "IDLE_AFTER_SECONDS", 0.3)
+
+    class Fetcher:
+        _fetch_max_wait_ms = ingest.IDLE_FETCH_WAIT_MS
+
+    async def run() -> list[int]:
+        loop = Loop(flush_interval=3600.0)
+        fetcher = Fetcher()
+        loop.consumer._fetcher = fetcher  # type: ignore[attr-defined]
+        loop.start()
+        waits = [fetcher._fetch_max_wait_ms]
+        await loop.feed([T0 + 1])
+        waits.append(fetcher._fetch_max_wait_ms)
+        await asyncio.sleep(0.6)  # empty polls only
+        waits.append(fetcher._fetch_max_wait_ms)
+        await loop.stop()
+        return waits
+
+    busy, idle = ingest.BUSY_FETCH_WAIT_MS, ingest.IDLE_FETCH_WAIT_MS
+    assert asyncio.run(run()) == [idle, busy, idle]

@@ -14,8 +14,8 @@ from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
 from stream_drift.pipeline.evaluator import Emitted, ModelEvaluator
 from stream_drift.pipeline.labels import LabelOutcomes
-from stream_drift.pipeline.partials import Tick, decode_message
 from stream_drift.pipeline.model_quality import QualityPolicies
+from stream_drift.pipeline.partials import Tick, decode_message
 from stream_drift.stats.result import Severity
 
 log = logging.getLogger(__name__)

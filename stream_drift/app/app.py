@@ -45,6 +45,12 @@ class StreamDriftApp(faust.App):
         self._extra_children: list[mode.ServiceT] = []
         super().__init__(*args, **kwargs)
 
+    def _new_transport(self) -> Any:
+        # Faust's own driver, with a shorter consumer fetch wait (see faust_transport).
+        from stream_drift.app.faust_transport import Transport
+
+        return Transport(self.conf.broker_consumer, self)
+
     def add_child(self, service: mode.ServiceT) -> None:
         self._extra_children.append(service)
 

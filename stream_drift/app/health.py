@@ -49,6 +49,11 @@ class Health(msgspec.Struct, kw_only=True, omit_defaults=True):
         Start of the stage-2 (Faust) offset commit in progress.
     broker_lost_log
         What showed the broker lost offsets already read (sticky).
+    label_join, label_join_error, label_join_partitions
+        With ``labels.enabled``: ``"started"`` once the label join's consumer runs,
+        ``"crashed"`` if its loop raised (``label_join_error`` says why, e.g. a missing
+        changelog topic); the partitions its group (``<app_id>-labels``) assigned to this
+        worker.
 
     Examples
     --------
@@ -78,6 +83,9 @@ class Health(msgspec.Struct, kw_only=True, omit_defaults=True):
     recovering_since: float | None = None
     stage2_commit_started: float | None = None
     broker_lost_log: str | None = None
+    label_join: Literal["started", "crashed"] | None = None
+    label_join_error: str | None = None
+    label_join_partitions: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The known fields (those not ``None``), as JSON-ready builtins."""

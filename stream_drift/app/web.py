@@ -4,11 +4,12 @@
 - ``/health`` is the summary: ``status`` is ``ok``, ``degraded`` (HTTP 200: stage 1 is
   falling behind, or its loop has not turned for :data:`INGEST_LOOP_STUCK_SECONDS`) or
   ``failing`` (HTTP 503: the last offset commit failed, a stage-2 commit has not finished for
-  :data:`COMMIT_STUCK_SECONDS`, the broker lost offsets already read, the ingest loop crashed,
-  or a table recovery has run for over :data:`RECOVERY_STUCK_SECONDS`), with the reasons in
-  ``problems``.
+  :data:`COMMIT_STUCK_SECONDS`, the broker lost offsets already read, the ingest loop or the
+  label join loop crashed, or a table recovery has run for over
+  :data:`RECOVERY_STUCK_SECONDS`), with the reasons in ``problems``.
 - ``/health/live`` (liveness probe): 503 only when restarting the process is the cure — the
-  ingest loop crashed or is stuck, or a table recovery is stuck.
+  ingest loop crashed or is stuck, the label join loop crashed, or a table recovery is
+  stuck.
 - ``/health/ready`` (readiness probe): 200 once the references are loaded, both consumer
   groups (stage 1 ``<app_id>-ingest`` and stage 2 ``<app_id>``) have been assigned their
   partitions and the last offset commit succeeded, and while the worker is live.
@@ -62,6 +63,8 @@ def _failures(health: Health, now: float) -> list[str]:
         problems.append(f"offset commit failing: {health.last_commit_error}")
     if health.ingest == "crashed":
         problems.append("ingest loop crashed")
+    if health.label_join == "crashed":
+        problems.append(f"label join loop crashed: {health.label_join_error}")
     recovering = _seconds_since(health.recovering_since, now)
     if recovering is not None and recovering > RECOVERY_STUCK_SECONDS:
         problems.append(f"table recovery running for {recovering:.0f} s")
@@ -101,11 +104,12 @@ def _degradations(health: Health, now: float) -> list[str]:
 def health_report(runtime: Runtime, now: float) -> dict[str, Any]:
     """The ``/health`` body.
 
-    ``status`` is ``failing`` when the last offset commit failed, the ingest loop crashed, or
-    a table recovery has run for over :data:`RECOVERY_STUCK_SECONDS`; otherwise ``degraded``
-    when stage 1 is falling behind (its consumer lag above zero and growing for
-    :data:`LAG_GROWING_SECONDS`) or its loop is stuck (:data:`INGEST_LOOP_STUCK_SECONDS`);
-    otherwise ``ok``. ``problems`` lists the reasons (failures first) when there are any.
+    ``status`` is ``failing`` when the last offset commit failed, the ingest loop or the label
+    join loop crashed, or a table recovery has run for over :data:`RECOVERY_STUCK_SECONDS`;
+    otherwise ``degraded`` when stage 1 is falling behind (its consumer lag above zero and
+    growing for :data:`LAG_GROWING_SECONDS`) or its loop is stuck
+    (:data:`INGEST_LOOP_STUCK_SECONDS`); otherwise ``ok``. ``problems`` lists the reasons
+    (failures first) when there are any.
 
     Parameters
     ----------
