@@ -22,8 +22,10 @@ and the error rate rises to 10 % + 7.5 % × 0.8 = 16 %.
 - **(c) false alarms per 10,000 pairs** on a null stream (variant 0 throughout), with the 95 %
   Clopper–Pearson interval of the rate of pairs that triggered a detection; and µs per pair.
 
-The multivariate benchmark (``bench.multivariate``) covers the other half of issue 11's
-acceptance; :func:`main` prints the tables of :func:`sections` in order.
+The multivariate benchmark (``bench.multivariate``: a correlation flip, the false-alarm rate
+on a null stream) and the label join's long run (``bench.label_join``: exact outcome counts,
+bounded state) are printed after these; :func:`main` prints the tables of :func:`sections` in
+order.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from river.datasets import synth
 
-from bench import multivariate
+from bench import label_join, multivariate
 from bench._table import Record, Table, base_parser, clopper_pearson, emit
 from stream_drift.config.quality import DETECTOR_NAMES, ConceptPolicy
 from stream_drift.pipeline.concept import BINARY_DETECTORS, ConceptMonitor
@@ -284,10 +286,12 @@ def sections(cfg: Settings, seed: int) -> list[Section]:
     psi = psi_rows(cfg, seed)
     detectors = detector_rows(cfg, seed)
     joint = multivariate.rows(cfg.quick)
+    join = label_join.rows(label_join.Settings(cfg.quick), seed)
     return [
         ("psi_after_change", psi_table(psi), psi),
         ("detectors", detector_table(detectors, cfg), detectors),
         ("multivariate", multivariate.table(joint), joint),
+        ("label_join", label_join.table(join), join),
     ]
 
 

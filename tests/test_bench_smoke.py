@@ -56,6 +56,7 @@ TINY = {
         "verify_flagged": 2,
     },
     "bench.multivariate": {"null_windows": 10, "flip_runs": 2, "calibration_splits": 4},
+    "bench.label_join": {"predictions": 3_000, "checkpoints": 2},
     "bench.concept": {
         "seeds": 2,
         "before": 600,
@@ -70,6 +71,7 @@ TINY_CONSTANTS = {
     "bench.stats": {"N_REFERENCE": 10_000, "N_FEATURES": 2},
     "bench.detection": {"N_REFERENCE": 10_000},
     "bench.multivariate": {"N_REFERENCE": 5_000, "N_RESERVOIR": 1_000},
+    "bench.label_join": {"TTL": 10.0, "MEAN_DELAY": 5.0},
     "bench.concept": {"PSI_WINDOW": 500},
 }
 
@@ -371,10 +373,14 @@ CONCEPT_TABLES = {
 
 
 def test_concept(monkeypatch: pytest.MonkeyPatch) -> None:
-    _shrink("bench.multivariate", monkeypatch)  # bench.concept prints its table too
+    _shrink("bench.multivariate", monkeypatch)  # bench.concept prints their tables too
+    _shrink("bench.label_join", monkeypatch)
     doc, text = _run_once("bench.concept", monkeypatch)
     assert doc["benchmark"] == "bench.concept"
-    _check_tables(doc, {**CONCEPT_TABLES, "multivariate": MULTIVARIATE_KEYS})
+    _check_tables(doc, {**CONCEPT_TABLES, "multivariate": MULTIVARIATE_KEYS, "label_join": []})
+    outcomes = [r for r in doc["tables"]["label_join"] if "outcome" in r]
+    assert {r["outcome"] for r in outcomes} == {"joined", "expired", "orphan_label", "duplicate"}
+    assert all(r["counted"] == r["expected"] > 0 for r in outcomes), outcomes
     from stream_drift.config.quality import DETECTOR_NAMES
 
     detectors = doc["tables"]["detectors"]
@@ -385,4 +391,4 @@ def test_concept(monkeypatch: pytest.MonkeyPatch) -> None:
     features = {r["feature"] for r in doc["tables"]["psi_after_change"]}
     assert features == {"x0", "x1", "x2", "prediction"}
     assert "loadavg" in doc["meta"]
-    _check_markdown(text, 3)
+    _check_markdown(text, 4)
