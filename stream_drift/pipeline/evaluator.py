@@ -19,8 +19,8 @@ from stream_drift.pipeline.alert_record import Alert
 from stream_drift.pipeline.alert_text import format_timestamp
 from stream_drift.pipeline.alerts import AlertTracker
 from stream_drift.pipeline.labels import LabelOutcomes
-from stream_drift.pipeline.partials import Partial, Tick
 from stream_drift.pipeline.model_quality import QualityPolicies, QualityReport, VersionQuality
+from stream_drift.pipeline.partials import Partial, Tick
 from stream_drift.pipeline.registry import ReferenceRegistry
 from stream_drift.pipeline.windows import VersionWindow
 from stream_drift.stats.evaluate import FeatureEvaluation, evaluate_window
