@@ -2,8 +2,8 @@
 
 ``python -m bench.label_join [--quick] [--json]`` (``bench.concept`` prints it too)
 
-One partition of a stream, in arrival order: a prediction every 1/``RATE`` s of event time; 80
-% of them get a label after an exponential delay (mean 2 min), of which a share arrives after
+One partition of a stream, in arrival order: a prediction every 1/``RATE`` s of event time;
+80 % of them get a label after an exponential delay (mean 2 min), of which a share arrives after
 the TTL (10 min); 5 % of the labels are sent twice; 3 % extra labels name predictions nobody
 made. Records are fed to :class:`~stream_drift.pipeline.labels.LabelJoin` (the worker's code)
 in arrival order, consecutive records of one topic in one call. Expected outcomes are counted

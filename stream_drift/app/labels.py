@@ -14,7 +14,18 @@ is assigned a partition. A flush sends the joined pairs to stage 2 (``drift.part
 by model), the changelog records and the dead letters of bad labels, waits for every
 acknowledgement, and only then commits both topics' offsets: at-least-once, as stage 1. After
 a crash the records since the last commit are read again; a pair joined twice that way is
-counted as a ``duplicate`` by the join state restored from the changelog.
+counted as a ``duplicate`` by the join state restored from the changelog. When only some
+records of a flush were acknowledged, only the others are sent again (a pair resent after
+it was acknowledged would be counted twice by stage 2).
+
+Before it subscribes, the service checks that the events, labels and changelog topics exist
+with equal partition counts (the broker may auto-create a missing changelog topic with one
+partition, and the join would then never deliver); a failure, like any crash of its loop,
+shows on ``/health`` (``label_join: "crashed"`` and ``label_join_error``). Labels with a
+``ts`` beyond the clock plus ``window.max_future_seconds`` are dead-lettered
+(``future_timestamp``); pairs and outcomes of models without a reference are counted (under
+``_unknown``) but not sent: stage 2 could not score them, and a flood of made-up model names
+would fill its tables.
 """
 
 from __future__ import annotations
@@ -30,10 +41,18 @@ import mode
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
+from stream_drift.app import admin
 from stream_drift.app.runtime import Runtime
+from stream_drift.config.settings import KAFKA_RECORD_OVERHEAD
 from stream_drift.pipeline.deadletter import deadletter_payload
 from stream_drift.pipeline.events import RawRecord, Rejection
-from stream_drift.pipeline.labels import LabelJoin, decode_predictions, outcome_messages
+from stream_drift.pipeline.labels import (
+    LabelJoin,
+    decode_labels,
+    decode_predictions,
+    outcome_messages,
+    split_outcomes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +60,8 @@ __all__ = ["LabelJoinService"]
 
 _RESTORE_TIMEOUT_SECONDS = 60.0
 _SEND_TIMEOUT_SECONDS = 30.0
+_REFERENCES_WAIT_SECONDS = 30.0
+_TOPIC_WAIT_SECONDS = 10.0
 
 
 @dataclass
@@ -61,7 +82,16 @@ class _RestoreOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
             self.service.forget(tp)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.service.restore({tp.partition for tp in assigned})
+        partitions = {tp.partition for tp in assigned}
+        self.service.runtime.health.label_join_partitions = sorted(partitions)
+        try:
+            await self.service.restore(partitions)
+        except Exception as exc:
+            # aiokafka logs and swallows a listener's exception: the partitions would then
+            # be joined from an empty state (waiting predictions silently lost). The loop
+            # raises it instead, before it takes any record of the new assignment.
+            log.exception("label join: restoring partitions %s failed", sorted(partitions))
+            self.service.restore_error = exc
 
 
 class LabelJoinService(mode.Service):
@@ -81,6 +111,8 @@ class LabelJoinService(mode.Service):
         self._last_flush = time.monotonic()
         self._stopping = False
         self._loop_done = asyncio.Event()
+        self.restore_error: Exception | None = None
+        """Why the last restore of assigned partitions failed (the loop stops on it)."""
         self.skipped_events = 0
         """Events without an ``event_id`` or a prediction (nothing to join; stage 1 judges
         them)."""
@@ -118,7 +150,7 @@ class LabelJoinService(mode.Service):
             **s.kafka.client_kwargs(),
         )
         await self.consumer.start()
-        self.consumer.subscribe([s.topics.events, s.topics.labels], listener=_RestoreOnAssign(self))
+        self.runtime.health.label_join = "started"
 
     async def on_stop(self) -> None:
         self._stopping = True
@@ -136,14 +168,60 @@ class LabelJoinService(mode.Service):
         if self.consumer is None:
             return
         try:
+            await self._check_topics()
+            await self._wait_for_references()
+            s = self.runtime.settings
+            self.consumer.subscribe(
+                [s.topics.events, s.topics.labels], listener=_RestoreOnAssign(self)
+            )
             await self._consume()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            # Not raised on: mode would take the whole worker down, and stages 1 and 2 do
+            # not need the join. /health (failing) and /health/live (503) tell the
+            # orchestrator, which restarts the worker.
             log.exception("label join loop crashed")
-            raise
+            self.runtime.health.label_join = "crashed"
+            self.runtime.health.label_join_error = f"{type(exc).__name__}: {exc}"
         finally:
             self._loop_done.set()
+
+    async def _check_topics(self) -> None:
+        """Fail unless events, labels and the changelog exist with equal partition counts.
+
+        Asks before anything names the changelog: the broker may auto-create a missing
+        topic with one partition, and changelog records for partition 1 and up would then
+        never be acknowledged (every flush failing, no offset committed, no error shown).
+        """
+        s = self.runtime.settings
+        counts = {}
+        for topic in (s.topics.events, s.topics.labels, s.label_join_changelog):
+            try:
+                ids = await admin.partition_ids(
+                    ",".join(s.kafka.servers),
+                    topic,
+                    wait=_TOPIC_WAIT_SECONDS,
+                    security=s.kafka.client_kwargs(),
+                )
+            except admin.TopicNotFoundError:
+                raise RuntimeError(
+                    f"label join: topic {topic!r} does not exist (labels.enabled is true; "
+                    "create it with `stream-drift topics create` or topics.create: true)"
+                ) from None
+            counts[topic] = len(ids)
+        if len(set(counts.values())) > 1:
+            raise RuntimeError(
+                "label join: the events, labels and changelog topics need equal partition "
+                f"counts (the join is co-partitioned by event_id), got {counts}"
+            )
+
+    async def _wait_for_references(self) -> None:
+        """Give the reference follower a moment: pairs of a model not known yet are not sent."""
+        try:
+            await asyncio.wait_for(self.runtime.references_ready.wait(), _REFERENCES_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("label join: references not loaded after 30 s; joining anyway")
 
     # ----------------------------------------------------------------- consuming
     async def _consume(self) -> None:
@@ -154,6 +232,8 @@ class LabelJoinService(mode.Service):
             batch = await self.consumer.getmany(
                 timeout_ms=200, max_records=s.kafka.consumer_max_records
             )
+            if self.restore_error is not None:
+                raise self.restore_error
             for tp, messages in batch.items():
                 records = [
                     RawRecord(m.value, m.topic, m.partition, m.offset, m.timestamp, m.key)
@@ -167,28 +247,34 @@ class LabelJoinService(mode.Service):
 
     def _take(self, tp: TopicPartition, records: list[RawRecord]) -> None:
         s = self.runtime.settings
+        # Stage 1's rule: no event time beyond the clock plus the margin moves a watermark.
+        horizon = time.time() + self.runtime.windows.max_future_seconds
         if tp.topic == s.topics.events:
             predictions, skipped = decode_predictions(
                 records,
                 max_message_bytes=s.ingest.max_message_bytes,
                 known_models=s.ingest.known_models or None,
+                horizon=horizon,
             )
             self.skipped_events += skipped
             step = self.join.add_predictions(tp.partition, predictions)
         else:
-            decoded = self.decoder.decode_label_batch(records)
-            for rejection in decoded.rejections:
+            labels, rejections = decode_labels(self.decoder, records, horizon=horizon)
+            for rejection in rejections:
                 self._deadletter(rejection)
-            step = self.join.add_labels(tp.partition, decoded.labels)
-        self._count(step.outcomes)
-        source = f"{tp.topic}/{tp.partition}"
-        for message in outcome_messages(step, source):
-            self._outgoing.append(
-                _Send(s.topics.partials, message.model.encode(), message.to_bytes())
-            )
-
-    def _count(self, outcomes: Counter[tuple[str, str]]) -> None:
+            step = self.join.add_labels(tp.partition, labels)
         known = self.runtime.registry.models()
+        self._count(step.outcomes, known)
+        source = f"{tp.topic}/{tp.partition}"
+        limit = s.kafka.producer_max_request_bytes - KAFKA_RECORD_OVERHEAD
+        for message in outcome_messages(step, source):
+            if message.model not in known:
+                continue  # counted as _unknown; stage 2 has no reference to score it with
+            key = message.model.encode()
+            for part in split_outcomes(message, limit - len(key)):
+                self._outgoing.append(_Send(s.topics.partials, key, part.to_bytes()))
+
+    def _count(self, outcomes: Counter[tuple[str, str]], known: set[str]) -> None:
         for (model, outcome), n in outcomes.items():
             # A model name read from a label is a label value only when it has a reference.
             self.runtime.metrics.count_label_join(
@@ -226,29 +312,43 @@ class LabelJoinService(mode.Service):
                         del self._offsets[tp]
 
     async def _deliver(self) -> bool:
+        """Send the outgoing records; ``True`` when all were acknowledged.
+
+        Those not acknowledged (and those after one the producer refused) stay queued, in
+        order, for the next flush; those acknowledged are not sent again: a pair acked twice
+        would be counted twice by stage 2.
+        """
         assert self.producer is not None
         items, self._outgoing = self._outgoing, []
-        futures = []
-        try:
-            for item in items:
-                futures.append(
-                    await self.producer.send(
-                        item.topic, item.value, key=item.key, partition=item.partition
-                    )
+        sent: list[tuple[int, asyncio.Future[Any]]] = []
+        unsent_from = len(items)
+        error: BaseException | None = None
+        for i, item in enumerate(items):
+            try:
+                future = await self.producer.send(
+                    item.topic, item.value, key=item.key, partition=item.partition
                 )
-            results = await asyncio.wait_for(
-                asyncio.gather(*futures, return_exceptions=True), _SEND_TIMEOUT_SECONDS
-            )
-        except Exception as exc:
-            results = [exc]
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            # Everything is sent again at the next flush (a record acked twice is a duplicate
-            # the join state and stage 2 count, not a loss).
-            log.error("label join: %d records not acknowledged: %r", len(failures), failures[0])
-            self._outgoing = items + self._outgoing
-            return False
-        return True
+            except Exception as exc:  # refused before sending (no metadata, too large...)
+                error, unsent_from = exc, i
+                break
+            sent.append((i, future))
+        if sent:
+            # asyncio.wait, not wait_for(gather): a timeout must not cancel the sends.
+            await asyncio.wait([f for _, f in sent], timeout=_SEND_TIMEOUT_SECONDS)
+        failed = []
+        for i, future in sent:
+            if not future.done():
+                failed.append(i)
+                error = error or TimeoutError(f"no acknowledgement in {_SEND_TIMEOUT_SECONDS} s")
+            elif future.cancelled() or future.exception() is not None:
+                failed.append(i)
+                error = error or future.exception()
+        failed.extend(range(unsent_from, len(items)))
+        if not failed:
+            return True
+        log.error("label join: %d records not acknowledged: %r", len(failed), error)
+        self._outgoing = [items[i] for i in failed] + self._outgoing
+        return False
 
     # ------------------------------------------------------------ assignment
     def forget(self, tp: TopicPartition) -> None:
@@ -289,8 +389,9 @@ class LabelJoinService(mode.Service):
                     entries[tp.partition].extend(
                         (m.key.decode(), m.value) for m in messages if m.key is not None
                     )
+            horizon = time.time() + self.runtime.windows.max_future_seconds
             for p in todo:
-                self.join.restore(p, entries[p])
+                self.join.restore(p, entries[p], horizon)
                 self._restored.add(p)
                 log.info(
                     "label join partition %d restored: %d changelog records", p, len(entries[p])

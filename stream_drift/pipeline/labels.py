@@ -16,8 +16,24 @@ the Kafka record timestamp). ``features`` are skipped by msgspec without being b
 prediction is a number, a string, or a bool (``"true"``/``"false"``, as labels decode); an
 object of named outputs counts only when it has exactly one output (``{"score": 0.9}``
 reads as ``0.9``) -- with several there is no single prediction to score. A record without
-``event_id`` or ``prediction``, or one stage 1 refuses, is skipped and counted (stage 1 has
+``event_id`` or ``prediction``, or one stage 1 refuses (including a ``ts`` beyond the
+worker's clock plus ``window.max_future_seconds``), is skipped and counted (stage 1 has
 dead-lettered it already; this path must not dead-letter it twice).
+
+Labels (:func:`decode_labels`) are decoded by stage 1's decoder; a label whose ``ts`` is
+beyond the clock plus ``window.max_future_seconds`` is dead-lettered as ``future_timestamp``
+like an event: its time would raise the partition's watermark and expire every waiting
+prediction at once (one label stamped ten years ahead would wipe the join).
+
+Untrusted sizes
+---------------
+Event ids, model names and versions, and string predictions and labels longer than
+:data:`MAX_TEXT_CHARS` are held in the join as :func:`compact_text` (a prefix, the length
+and a 128-bit BLAKE2b digest): two equal strings stay equal, so they still join and score,
+while one waiting entry stays small whatever the record held (a megabyte event id times
+``max_pending`` would not fit in memory) and a pair always fits in a Kafka record.
+:func:`split_outcomes` splits a model version's pairs over several messages when one would
+exceed the producer's record limit.
 
 Join rules (:class:`LabelJoin`)
 -------------------------------
@@ -57,6 +73,7 @@ waiting prediction** with 10-character ids (1,000,000 pending ≈ 335 MB).
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 from collections import Counter
@@ -67,10 +84,13 @@ from typing import Any, Final, Literal, NamedTuple, TypeAlias, get_args
 
 import msgspec
 
-from stream_drift.pipeline.events import Label, RawRecord
+from stream_drift.pipeline.alert_text import format_timestamp
+from stream_drift.pipeline.decode import EventDecoder
+from stream_drift.pipeline.events import Label, RawRecord, Rejection, RejectReason
 from stream_drift.pipeline.timestamps import MS_THRESHOLD, datetime_seconds, numeric_seconds
 
 __all__ = [
+    "MAX_TEXT_CHARS",
     "OUTCOMES",
     "JoinStep",
     "LabelJoin",
@@ -78,9 +98,12 @@ __all__ = [
     "Outcome",
     "Pair",
     "PredictionRecord",
+    "compact_text",
+    "decode_labels",
     "decode_predictions",
     "join_key",
     "outcome_messages",
+    "split_outcomes",
 ]
 
 Outcome = Literal["joined", "orphan_label", "expired", "duplicate"]
@@ -101,6 +124,36 @@ _WATERMARK: Final = 3
 #   waiting label      (ts, 1, model, model_version | None, label)
 #   remembered join    (ts, 2)
 _Entry: TypeAlias = tuple[Any, ...]
+
+
+MAX_TEXT_CHARS: Final = 256
+"""Longer ids, names and string values are held as :func:`compact_text`."""
+
+
+def compact_text(text: str) -> str:
+    """``text`` itself when short, else a short stand-in that is equal only for equal text.
+
+    Examples
+    --------
+    >>> compact_text("fraud")
+    'fraud'
+    >>> long = compact_text("x" * 1_000_000)
+    >>> len(long), long[:20]
+    (107, 'xxxxxxxxxxxxxxxxxxxx')
+    >>> long == compact_text("x" * 1_000_000), long == compact_text("x" * 999_999 + "y")
+    (True, False)
+    """
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
+    return f"{text[:64]}...{len(text)}:{digest.hexdigest()}"
+
+
+def _short(value: Any) -> Any:
+    """:func:`compact_text` of a long string; anything else as is (the hot path: one test)."""
+    if value.__class__ is str and len(value) > MAX_TEXT_CHARS:
+        return compact_text(value)
+    return value
 
 
 def join_key(model: str, event_id: str) -> str:
@@ -155,6 +208,7 @@ def decode_predictions(
     *,
     max_message_bytes: int = 1_048_576,
     known_models: Collection[str] | None = None,
+    horizon: float = math.inf,
 ) -> tuple[list[PredictionRecord], int]:
     """The predictions with an ``event_id`` in event records, and how many were skipped.
 
@@ -166,6 +220,9 @@ def decode_predictions(
         Larger records are skipped (stage 1 refuses them as ``oversize``).
     known_models
         When given, predictions of other models are skipped (stage 1 refuses them).
+    horizon
+        Predictions with a later ``ts`` are skipped (stage 1 refuses them as
+        ``future_timestamp``): the worker's clock plus ``window.max_future_seconds``.
 
     Returns
     -------
@@ -224,6 +281,9 @@ def decode_predictions(
             if ts is None:
                 skipped += 1
                 continue
+        if ts > horizon:
+            skipped += 1
+            continue
         version = wire.model_version
         out.append(
             PredictionRecord(
@@ -248,6 +308,44 @@ def _event_time(record: RawRecord, value: float | datetime | None) -> float | No
         return datetime_seconds(value)  # type: ignore[arg-type]
     except ValueError:
         return None
+
+
+def decode_labels(
+    decoder: EventDecoder, records: Iterable[RawRecord], *, horizon: float = math.inf
+) -> tuple[list[Label], list[Rejection]]:
+    """Decode label records; every record ends in the labels or the rejections.
+
+    As :meth:`EventDecoder.decode_label_batch
+    <stream_drift.pipeline.decode.EventDecoder.decode_label_batch>`, and a label whose ``ts``
+    is beyond ``horizon`` (the worker's clock plus ``window.max_future_seconds``) is refused
+    as ``future_timestamp``: it must not move the partition's watermark there.
+
+    Examples
+    --------
+    >>> recs = [RawRecord(b'{"model": "m", "event_id": "a", "label": 1, "ts": %d}' % t,
+    ...                   "drift.labels", 0, t, 0) for t in (100, 2000)]
+    >>> labels, rejections = decode_labels(EventDecoder(), recs, horizon=1000.0)
+    >>> [lb.event_id for lb in labels], rejections[0].reason.value
+    (['a'], 'future_timestamp')
+    >>> rejections[0].detail[:62]
+    "ts: 1970-01-01T00:33:20Z is later than the worker's clock plus"
+    """
+    labels: list[Label] = []
+    rejections: list[Rejection] = []
+    for record in records:
+        out = decoder.decode_label(record)
+        if isinstance(out, Rejection):
+            rejections.append(out)
+        elif out.ts > horizon:
+            detail = (
+                f"ts: {format_timestamp(out.ts)} is later than the worker's clock plus "
+                f"window.max_future_seconds ({format_timestamp(horizon)}): the label would "
+                "expire every waiting prediction; check the labeller's clock"
+            )
+            rejections.append(Rejection(record, RejectReason.FUTURE_TIMESTAMP, detail, out.model))
+        else:
+            labels.append(out)
+    return labels, rejections
 
 
 # --------------------------------------------------------------------------- results
@@ -333,6 +431,8 @@ _OUTCOMES_DECODER: Final = msgspec.json.Decoder(LabelOutcomes)
 def outcome_messages(step: JoinStep, source: str) -> list[LabelOutcomes]:
     """One :class:`LabelOutcomes` per ``(model, model_version)`` of a step, sorted by both.
 
+    A message may be larger than a Kafka record may be: see :func:`split_outcomes`.
+
     Examples
     --------
     >>> step = JoinStep()
@@ -357,6 +457,31 @@ def outcome_messages(step: JoinStep, source: str) -> list[LabelOutcomes]:
         pairs.sort(key=lambda t: t[0])  # stable: pairs of one time keep their join order
         out.append(LabelOutcomes(model, version, source, pairs, counts))
     return out
+
+
+def split_outcomes(message: LabelOutcomes, max_bytes: int) -> list[LabelOutcomes]:
+    """``message`` as parts that each encode to at most ``max_bytes`` (one part if it fits).
+
+    A backlog joins tens of thousands of pairs of one model in one flush, more than one
+    Kafka record may hold (a record the producer refuses would fail every flush). The pairs
+    keep their order; the outcome counts go with the first part. One pair always fits a
+    record: its strings are compacted (:func:`compact_text`).
+
+    Examples
+    --------
+    >>> msg = LabelOutcomes("m", "1", "l/0", [(10.0, 0.9, "true"), (20.0, 0.2, "false")],
+    ...                     {"joined": 2})
+    >>> [(m.pairs, m.outcomes) for m in split_outcomes(msg, 110)]
+    [([(10.0, 0.9, 'true')], {'joined': 2}), ([(20.0, 0.2, 'false')], {})]
+    """
+    pairs = message.pairs
+    if len(pairs) <= 1 or len(message.to_bytes()) <= max_bytes:
+        return [message]
+    half = len(pairs) // 2
+    m = message
+    first = LabelOutcomes(m.model, m.model_version, m.source, pairs[:half], m.outcomes)
+    rest = LabelOutcomes(m.model, m.model_version, m.source, pairs[half:], {})
+    return split_outcomes(first, max_bytes) + split_outcomes(rest, max_bytes)
 
 
 # --------------------------------------------------------------------------- the join
@@ -468,10 +593,20 @@ class LabelJoin:
         changed = self._changed(partition)
         ttl = self.ttl_seconds
         name = self._name
+        limit = MAX_TEXT_CHARS
         for model, version, event_id, ts, prediction in predictions:
+            key = model + _SEP + event_id
+            # One test in the common case: the key's length bounds the model's and the id's.
+            if (
+                len(key) > limit
+                or len(version) > limit
+                or (prediction.__class__ is str and len(prediction) > limit)
+            ):
+                model, version, event_id = _short(model), _short(version), _short(event_id)
+                prediction = _short(prediction)
+                key = model + _SEP + event_id
             if ts > part.watermark:
                 self._advance(part, ts, changed, step)
-            key = model + _SEP + event_id
             e = part.entries.get(key)
             if e is None:
                 if ts < part.watermark - ttl:
@@ -496,32 +631,39 @@ class LabelJoin:
         changed = self._changed(partition)
         ttl = self.ttl_seconds
         name = self._name
+        limit = MAX_TEXT_CHARS
         for label in labels:
             ts = label.ts
-            model = label.model
+            model, event_id, value = label.model, label.event_id, label.label
+            label_version = label.model_version
+            key = model + _SEP + event_id
+            if (
+                len(key) > limit
+                or (value.__class__ is str and len(value) > limit)
+                or (label_version is not None and len(label_version) > limit)
+            ):
+                model, event_id, value = _short(model), _short(event_id), _short(value)
+                label_version = _short(label_version)
+                key = model + _SEP + event_id
             if ts > part.watermark:
                 self._advance(part, ts, changed, step)
-            key = model + _SEP + label.event_id
             e = part.entries.get(key)
             if e is None:
                 if ts < part.watermark - ttl:
-                    step.count(model, label.model_version, "orphan_label")
+                    step.count(model, label_version, "orphan_label")
                     continue
-                version = label.model_version
-                entry = (ts, _LABEL, name(model), None if version is None else name(version))
-                self._insert(part, key, (*entry, label.label))
+                version = None if label_version is None else name(label_version)
+                self._insert(part, key, (ts, _LABEL, name(model), version, value))
                 changed[key] = None
                 self._bound(step)
             elif e[1] == _PREDICTION:
                 _, _, _, version, prediction = e
-                step.pairs.append(
-                    Pair(model, version, label.event_id, prediction, label.label, e[0], ts)
-                )
+                step.pairs.append(Pair(model, version, event_id, prediction, value, e[0], ts))
                 step.count(model, version, "joined")
                 self._mark_joined(part, key, max(ts, e[0]), e[0])
                 changed[key] = None
             else:  # a waiting label or a join
-                step.count(model, label.model_version, "duplicate")
+                step.count(model, label_version, "duplicate")
         return step
 
     def expire(self, partition: int, watermark: float | None = None) -> JoinStep:
@@ -563,12 +705,20 @@ class LabelJoin:
         self._changes = {}
         return out
 
-    def restore(self, partition: int, records: Iterable[tuple[str, bytes | None]]) -> int:
+    def restore(
+        self,
+        partition: int,
+        records: Iterable[tuple[str, bytes | None]],
+        horizon: float = math.inf,
+    ) -> int:
         """Rebuild one partition from its changelog records, in log order; returns its size.
 
         A tombstone deletes a key, a later record wins. The partition's previous state, if
         any, is replaced. Entries beyond ``max_pending`` are evicted (and counted) by the
-        next ``add_*`` call.
+        next ``add_*`` call. A watermark beyond ``horizon`` (the clock plus
+        ``window.max_future_seconds``; a changelog written before labels from the future
+        were refused may hold one) is brought back to it: otherwise every new prediction
+        would count as ``expired`` on arrival.
 
         Raises
         ------
@@ -594,7 +744,9 @@ class LabelJoin:
         self.drop_partition(partition)
         part = self._part(partition)
         part.entries = entries
-        part.watermark = watermark
+        part.watermark = min(watermark, horizon)
+        if part.watermark != watermark:
+            self._changed(partition)[WATERMARK_KEY] = None
         part.rebuild_heap()
         self._size += len(entries)
         return len(entries)
