@@ -368,6 +368,7 @@ class LabelJoinService(mode.Service):
         reader = AIOKafkaConsumer(
             bootstrap_servers=",".join(s.kafka.servers),
             enable_auto_commit=False,
+            fetch_max_wait_ms=100,
             **s.kafka.client_kwargs(),
         )
         await reader.start()
@@ -375,16 +376,19 @@ class LabelJoinService(mode.Service):
             tps = [TopicPartition(topic, p) for p in todo]
             reader.assign(tps)
             await reader.seek_to_beginning(*tps)
-            ends = await reader.end_offsets(tps)
             entries: dict[int, list[tuple[str, bytes | None]]] = {p: [] for p in todo}
             deadline = time.monotonic() + _RESTORE_TIMEOUT_SECONDS
-            while [tp for tp in tps if await reader.position(tp) < ends[tp]]:
+            # Read up to each partition's high-water mark as the fetch responses give it,
+            # not end_offsets(): Tansu answers that with a number of record batches, and a
+            # restore that stopped there lost the changelog's tail (waiting predictions
+            # gone after a takeover; KAFKA-LOCAL.md, quirk 2).
+            while not await _caught_up(reader, tps):
                 if time.monotonic() > deadline:
                     raise TimeoutError(
                         f"label join changelog {topic} not read within "
                         f"{_RESTORE_TIMEOUT_SECONDS:.0f} s"
                     )
-                batch = await reader.getmany(timeout_ms=500)
+                batch = await reader.getmany(timeout_ms=200)
                 for tp, messages in batch.items():
                     entries[tp.partition].extend(
                         (m.key.decode(), m.value) for m in messages if m.key is not None
@@ -398,3 +402,12 @@ class LabelJoinService(mode.Service):
                 )
         finally:
             await reader.stop()
+
+
+async def _caught_up(reader: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
+    """Whether ``reader`` has read every partition up to its fetched high-water mark."""
+    for tp in tps:
+        mark = reader.highwater(tp)
+        if mark is None or await reader.position(tp) < mark:
+            return False
+    return True
