@@ -264,7 +264,10 @@ class IngestService(mode.Service):
         interval = s.ingest.flush_interval_seconds
         while not self._stopping and not self.should_stop:
             self.runtime.health.ingest_loop_at = time.time()  # /health/live: loop not stuck
-            batch = await self._fetch(consumer, s.kafka.consumer_max_records)
+            # getmany returns as soon as records come: a longer wait when idle only saves the
+            # loop's wake-ups (bench.resources: the idle worker's CPU).
+            wait_ms = 100 if self._fetch_wait_ms == BUSY_FETCH_WAIT_MS else 500
+            batch = await self._fetch(consumer, s.kafka.consumer_max_records, wait_ms)
             self._pace_fetches(bool(batch))
             if batch:
                 health = self.runtime.health
@@ -318,7 +321,9 @@ class IngestService(mode.Service):
             self._fetch_wait_ms = wait
 
     @staticmethod
-    async def _fetch(consumer: AIOKafkaConsumer, max_records: int) -> dict[Any, list[Any]]:
+    async def _fetch(
+        consumer: AIOKafkaConsumer, max_records: int, timeout_ms: int = 100
+    ) -> dict[Any, list[Any]]:
         """Up to ``max_records`` fetched records, plus what each partition left out of them
         already has (a quarter as many more at most, shared among them).
 
@@ -329,7 +334,7 @@ class IngestService(mode.Service):
         of every step they pass (``bench.resources``: the step-close → alert latency).
         """
         batch: dict[Any, list[Any]] = await consumer.getmany(
-            timeout_ms=100, max_records=max_records
+            timeout_ms=timeout_ms, max_records=max_records
         )
         if batch:
             left_out = [tp for tp in consumer.assignment() if tp not in batch]

@@ -48,7 +48,7 @@ class ReferenceFollower(mode.Service):
             security=s.kafka.client_kwargs(),
             connect_timeout=s.kafka.connect_timeout_seconds,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=200,
+            fetch_max_wait_ms=1000,
         )
 
     async def on_stop(self) -> None:
