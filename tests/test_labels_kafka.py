@@ -242,6 +242,9 @@ def test_labels_join_and_performance_on_metrics(
         assert metric("precision") == pytest.approx(precision, abs=1e-12)
         assert metric("recall") == pytest.approx(recall, abs=1e-12)
         assert metric("log_loss") == pytest.approx(log_loss, rel=1e-9)
+        # The label-free estimate over every prediction of the minute, labelled or not.
+        expected_accuracy = float(np.mean(np.maximum(scores, 1 - scores)))
+        assert metric("expected_accuracy") == pytest.approx(expected_accuracy, rel=1e-9)
         letters = [
             v
             for _, v in read_json(d.bootstrap, d.topics.deadletter, min_records=3)

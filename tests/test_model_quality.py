@@ -63,8 +63,9 @@ def test_performance_of_the_pairs_is_in_the_window_result() -> None:
     scores = np.array([p[1] for p in pairs])
     labels = np.array([p[2] for p in pairs])
     accuracy = float(np.mean((scores >= 0.5) == (labels == 1)))
-    assert out.performance["1"]["metrics"]["accuracy"] == accuracy
-    assert out.performance["1"]["n_pairs"] == 300
+    assert out.performance["1"]["accuracy"] == accuracy  # the gauges
+    block = ev.quality["1"].performance()
+    assert block is not None and block["n_pairs"] == 300
     result = ev.handle(Tick(T0 + 10 * STEP), T0 + 10 * STEP).results[0]
     record = json.loads(json.dumps(result.to_dict()))
     assert record["performance"]["metrics"]["accuracy"] == accuracy
@@ -120,7 +121,7 @@ def test_state_round_trip_keeps_the_quality_state() -> None:
     a = ev.handle(LabelOutcomes("m", "1", "l/0", more, {"joined": 100}), 0)
     b = copy.handle(LabelOutcomes("m", "1", "l/0", more, {"joined": 100}), 0)
     assert a.performance == b.performance
-    assert a.performance["1"]["n_pairs"] == 200
+    assert (ev.quality["1"].performance() or {})["n_pairs"] == 200
     ra = ev.handle(Tick(T0 + 10 * STEP), T0 + 10 * STEP).results[0].to_dict()
     rb = copy.handle(Tick(T0 + 10 * STEP), T0 + 10 * STEP).results[0].to_dict()
     assert ra["label_join"] == rb["label_join"] == {"joined": 200}
@@ -133,3 +134,31 @@ def test_pairs_of_a_model_without_reference_are_counted_not_judged() -> None:
     out = ev.handle(LabelOutcomes("zz", "9", "l/0", [(T0, 0.5, 1)], {"joined": 1}), 0)
     assert out.unmatched_pairs == 1
     assert out.performance == {}
+
+
+def test_the_label_free_estimate_leads_and_sits_beside_the_realised_accuracy() -> None:
+    rng = np.random.default_rng(8)
+    ev = _evaluator()
+    ev.handle(_partial("a", {T0: _values(rng, 200)}, T0 + 1, offset_end=1), 0)
+    scores = rng.uniform(0, 1, 500)
+    confidence = {T0: (500, float(np.sum(np.maximum(scores, 1 - scores))))}
+    # Before any label: the task is not known yet (no reference performance), no estimate.
+    out = ev.handle(LabelOutcomes("m", "1", "ev", [], {}, confidence), 0)
+    assert out.performance == {}
+    pairs = _pairs(rng, 100, T0, 0.2)
+    out = ev.handle(LabelOutcomes("m", "1", "l/0", pairs, {"joined": 100}), 0)
+    expected = float(np.mean(np.maximum(scores, 1 - scores)))
+    assert out.performance["1"]["expected_accuracy"] == expected
+    # Predictions of a later step, no labels yet: the estimate moves on, the realised stays.
+    later = rng.uniform(0.4, 0.6, 300)  # unsure scores: a low expected accuracy
+    more = {T0 + 5 * STEP: (300, float(np.sum(np.maximum(later, 1 - later))))}
+    out = ev.handle(LabelOutcomes("m", "1", "ev", [], {}, more), 0)
+    gauges = out.performance["1"]
+    assert gauges["expected_accuracy"] == float(np.mean(np.maximum(later, 1 - later)))
+    realised = float(np.mean([(s >= 0.5) == (y == 1) for _, s, y in pairs]))
+    assert gauges["accuracy"] == realised
+    result = ev.handle(Tick(T0 + 10 * STEP), T0 + 10 * STEP).results[0].to_dict()
+    # In the result: the realised range with its own estimate, and the latest estimate.
+    assert result["performance"]["metrics"]["expected_accuracy"] == expected
+    assert result["estimate"]["window"] == {"start": T0 + 5 * STEP, "end": T0 + 6 * STEP}
+    assert result["estimate"]["n_predictions"] == 300

@@ -80,8 +80,8 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
     async def emit(model: str, ev: ModelEvaluator, out: Emitted) -> None:
         if out.late_events:
             metrics.count_events(model, "late", out.late_events)
-        for version, block in out.performance.items():
-            metrics.set_performance(model, version, block["metrics"])
+        for version, gauges in out.performance.items():
+            metrics.set_performance(model, version, gauges)
         if out.concept_detections:
             detector = runtime.settings.concept.detector
             metrics.count_concept_detections(model, detector, out.concept_detections)
@@ -110,7 +110,10 @@ def register(app: faust.App, runtime: Runtime, topics: Topics, table: Any) -> No
                 metrics.observe_result(model, result.model_version, feature, r, state)
             quality = result.quality
             if quality is not None and quality.performance is not None:
-                metrics.set_performance(model, result.model_version, quality.performance["metrics"])
+                gauges = dict(quality.performance["metrics"])
+                if quality.estimate is not None:  # the latest range, not the realised one's
+                    gauges["expected_accuracy"] = quality.estimate["expected_accuracy"]
+                metrics.set_performance(model, result.model_version, gauges)
             if quality is not None and quality.domain is not None:
                 d = quality.domain
                 metrics.set_domain_auc(model, result.model_version, d.value, d.threshold)

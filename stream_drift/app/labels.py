@@ -48,6 +48,8 @@ from stream_drift.pipeline.deadletter import deadletter_payload
 from stream_drift.pipeline.events import RawRecord, Rejection
 from stream_drift.pipeline.labels import (
     LabelJoin,
+    LabelOutcomes,
+    confidence_sums,
     decode_labels,
     decode_predictions,
     outcome_messages,
@@ -113,6 +115,10 @@ class LabelJoinService(mode.Service):
         self._loop_done = asyncio.Event()
         self.restore_error: Exception | None = None
         """Why the last restore of assigned partitions failed (the loop stops on it)."""
+        self._confidence: dict[tuple[str, str], dict[float, tuple[int, float]]] = {}
+        """Per (model, version) and step: scores in [0, 1] and their sum of max(p, 1 - p)
+        since the last flush (stage 2's label-free accuracy estimate)."""
+        self._step_seconds = float(runtime.windows.step_seconds)
         self.skipped_events = 0
         """Events without an ``event_id`` or a prediction (nothing to join; stage 1 judges
         them)."""
@@ -258,6 +264,11 @@ class LabelJoinService(mode.Service):
             )
             self.skipped_events += skipped
             step = self.join.add_predictions(tp.partition, predictions)
+            for version_key, steps in confidence_sums(predictions, self._step_seconds).items():
+                held = self._confidence.setdefault(version_key, {})
+                for start, (n, total) in steps.items():
+                    n0, total0 = held.get(start, (0, 0.0))
+                    held[start] = (n0 + n, total0 + total)
         else:
             labels, rejections = decode_labels(self.decoder, records, horizon=horizon)
             for rejection in rejections:
@@ -292,7 +303,16 @@ class LabelJoinService(mode.Service):
         """Send the pairs, the changelog and the dead letters; commit once all are acked."""
         async with self._flush_lock:
             self._last_flush = time.monotonic()
-            changelog = self.runtime.settings.label_join_changelog
+            s = self.runtime.settings
+            known = self.runtime.registry.models()
+            confidence, self._confidence = self._confidence, {}
+            for (model, version), steps in sorted(confidence.items()):
+                if model in known:  # as pairs: stage 2 scores only models with a reference
+                    message = LabelOutcomes(model, version, s.topics.events, [], {}, steps)
+                    self._outgoing.append(
+                        _Send(s.topics.partials, model.encode(), message.to_bytes())
+                    )
+            changelog = s.label_join_changelog
             # Keys are the join's own (model and event id; a partition's watermark).
             for partition, key, entry in self.join.take_changes():
                 self._outgoing.append(_Send(changelog, key.encode(), entry, partition))

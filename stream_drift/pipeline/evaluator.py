@@ -104,9 +104,10 @@ class Emitted:
     """Changes the concept-drift detector found in the pairs of a labels message."""
     unmatched_pairs: int = 0
     """Labelled pairs of a model version without a reference here (not judged)."""
-    performance: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Version -> its performance block, refreshed by a labels message (labels arrive after
-    their window closed, so the gauges follow them rather than the windows)."""
+    performance: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Version -> its performance gauges (:meth:`VersionQuality.gauges`), refreshed by a labels
+    message (labels arrive after their window closed, so the gauges follow them rather than
+    the windows)."""
 
 
 class ModelEvaluator:
@@ -153,9 +154,9 @@ class ModelEvaluator:
                 out.unmatched_pairs = len(message.pairs)
             else:
                 out.concept_detections = quality.add(message)
-                block = quality.performance()
-                if block is not None:
-                    out.performance[quality.version] = block
+                gauges = quality.gauges()
+                if gauges:
+                    out.performance[quality.version] = gauges
         elif isinstance(message, Partial):
             window = self._window_for(message)
             if window is None:

@@ -393,13 +393,16 @@ class JoinStep:
         return self
 
 
-class LabelOutcomes(msgspec.Struct, tag_field="kind", tag="labels"):
+class LabelOutcomes(msgspec.Struct, tag_field="kind", tag="labels", omit_defaults=True):
     """Joined pairs and join outcomes of one model version, sent to stage 2 keyed by model.
 
     ``pairs`` are ``(prediction_ts, prediction, label)`` sorted by prediction time (stage 2
     windows them by the prediction's event time and feeds the concept detector in that
     order); ``outcomes`` counts ``joined``, ``orphan_label``, ``expired`` and ``duplicate``
     (zero counts left out); ``source`` is the topic/partition they came from.
+    ``confidence`` (left out when empty): per step of prediction time, the predictions whose
+    score is in [0, 1] and the sum of ``max(p, 1 - p)`` over them, labelled or not
+    (:func:`confidence_sums`; stage 2's label-free accuracy estimate).
 
     Examples
     --------
@@ -415,6 +418,7 @@ class LabelOutcomes(msgspec.Struct, tag_field="kind", tag="labels"):
     source: str
     pairs: list[tuple[float, Scalar, Scalar]]
     outcomes: dict[str, int]
+    confidence: dict[float, tuple[int, float]] = msgspec.field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return _OUTCOMES_ENCODER.encode(self)
@@ -426,6 +430,35 @@ class LabelOutcomes(msgspec.Struct, tag_field="kind", tag="labels"):
 
 _OUTCOMES_ENCODER: Final = msgspec.json.Encoder()
 _OUTCOMES_DECODER: Final = msgspec.json.Decoder(LabelOutcomes)
+
+
+def confidence_sums(
+    predictions: Iterable[PredictionRecord], step_seconds: float
+) -> dict[tuple[str, str], dict[float, tuple[int, float]]]:
+    """Per (model, version) and step of prediction time: the predictions whose score is a
+    number in [0, 1], and the sum of ``max(p, 1 - p)`` over them.
+
+    For a binary classifier whose scores are calibrated probabilities, that sum over n is the
+    accuracy to expect before any label arrives (confidence-based estimation).
+
+    Examples
+    --------
+    >>> preds = [PredictionRecord("m", "1", "a", 61.0, 0.9),
+    ...          PredictionRecord("m", "1", "b", 62.0, 0.2),
+    ...          PredictionRecord("m", "1", "c", 63.0, "yes")]
+    >>> confidence_sums(preds, 60.0)
+    {('m', '1'): {60.0: (2, 1.7)}}
+    """
+    out: dict[tuple[str, str], dict[float, tuple[int, float]]] = {}
+    for p in predictions:
+        score = p.prediction
+        if isinstance(score, str) or not 0.0 <= score <= 1.0:
+            continue
+        start = math.floor(p.ts / step_seconds) * step_seconds
+        steps = out.setdefault((p.model, p.model_version), {})
+        n, total = steps.get(start, (0, 0.0))
+        steps[start] = (n + 1, total + max(score, 1.0 - score))
+    return out
 
 
 def outcome_messages(step: JoinStep, source: str) -> list[LabelOutcomes]:
@@ -479,7 +512,9 @@ def split_outcomes(message: LabelOutcomes, max_bytes: int) -> list[LabelOutcomes
         return [message]
     half = len(pairs) // 2
     m = message
-    first = LabelOutcomes(m.model, m.model_version, m.source, pairs[:half], m.outcomes)
+    first = LabelOutcomes(
+        m.model, m.model_version, m.source, pairs[:half], m.outcomes, m.confidence
+    )
     rest = LabelOutcomes(m.model, m.model_version, m.source, pairs[half:], {})
     return split_outcomes(first, max_bytes) + split_outcomes(rest, max_bytes)
 

@@ -129,6 +129,8 @@ class QualityReport:
     """What one closed window says about a model version's quality."""
 
     performance: dict[str, Any] | None = None
+    estimate: dict[str, Any] | None = None
+    """The label-free accuracy estimate (:meth:`VersionQuality.estimate`)."""
     concept: Any = None
     """A :class:`~stream_drift.pipeline.alert_record.ConceptDriftResult`, or ``None`` before
     any labelled pair."""
@@ -140,6 +142,8 @@ class QualityReport:
         out: dict[str, Any] = {}
         if self.performance is not None:
             out["performance"] = self.performance
+        if self.estimate is not None:
+            out["estimate"] = self.estimate
         if self.domain is not None:
             out["domain"] = {
                 "auc": round(self.domain.value, 6),
@@ -192,6 +196,8 @@ class VersionQuality:
         perf = reference.performance
         self.task: Task | None = perf.task if perf is not None else None  # type: ignore[assignment]
         self.steps: dict[float, Accumulator] = {}
+        self.confidence: dict[float, tuple[int, float]] = {}
+        """Step -> (scores in [0, 1], their sum of max(p, 1 - p)), labelled or not."""
         self.monitor: ConceptMonitor | None = None
         self.join_counts: Counter[str] = Counter()
         self.domain_thresholds: dict[int, float] = {}
@@ -201,11 +207,24 @@ class VersionQuality:
     # ----------------------------------------------------------------- labels
     @property
     def step_seconds(self) -> float:
-        return float(self.windows.step_seconds) if self.windows.kind == "time" else 60.0
+        """Steps of prediction time (the window step, as the label join cuts them)."""
+        return float(self.windows.step_seconds)
+
+    @property
+    def size_seconds(self) -> float:
+        """Length of a performance range: the window's (one step for count windows)."""
+        if self.windows.kind == "time":
+            return float(self.windows.size_seconds)
+        return self.step_seconds
 
     def add(self, message: LabelOutcomes) -> int:
         """Count a join message in; returns the concept-drift detections it caused."""
         self.join_counts.update({k: v for k, v in message.outcomes.items() if v})
+        for start, (n, total) in message.confidence.items():
+            n0, total0 = self.confidence.get(start, (0, 0.0))
+            self.confidence[start] = (n0 + n, total0 + total)
+        if message.confidence:
+            self._evict()
         if not message.pairs:
             return 0
         ts = np.fromiter((p[0] for p in message.pairs), dtype=np.float64, count=len(message.pairs))
@@ -244,15 +263,16 @@ class VersionQuality:
         return len(self.monitor.update(errs, ts))
 
     def _evict(self) -> None:
-        if not self.steps:
-            return
-        newest = max(self.steps)
-        horizon = newest - self.policies.labels.ttl_seconds
-        for start in [s for s in self.steps if s < horizon]:
-            del self.steps[start]
-        if len(self.steps) > MAX_STEPS:
-            for start in sorted(self.steps)[: len(self.steps) - MAX_STEPS]:
-                del self.steps[start]
+        held: dict[float, Any]
+        for held in (self.steps, self.confidence):
+            if not held:
+                continue
+            horizon = max(held) - self.policies.labels.ttl_seconds
+            for start in [s for s in held if s < horizon]:
+                del held[start]
+            if len(held) > MAX_STEPS:
+                for start in sorted(held)[: len(held) - MAX_STEPS]:
+                    del held[start]
 
     # ---------------------------------------------------------------- windows
     def performance(self) -> dict[str, Any] | None:
@@ -260,9 +280,7 @@ class VersionQuality:
         pairs, or ``None``."""
         if not self.steps or self.task is None:
             return None
-        size = (
-            float(self.windows.size_seconds) if self.windows.kind == "time" else self.step_seconds
-        )
+        size = self.size_seconds
         starts = sorted(self.steps, reverse=True)
         end = starts[0] + self.step_seconds
         while starts:
@@ -281,6 +299,9 @@ class VersionQuality:
 
     def _performance_block(self, total: Accumulator, start: float, end: float) -> dict[str, Any]:
         metrics = {k: v for k, v in total.metrics().items() if v is not None and math.isfinite(v)}
+        expected = self._expected_accuracy(start, end)
+        if expected is not None:
+            metrics["expected_accuracy"] = expected[0]
         ref = self.reference.performance
         return {
             "task": self.task,
@@ -289,6 +310,47 @@ class VersionQuality:
             "metrics": metrics,
             "reference": dict(ref.metrics) if ref is not None else None,
         }
+
+    def _expected_accuracy(self, start: float, end: float) -> tuple[float, int] | None:
+        """Mean ``max(p, 1 - p)`` of the scores predicted in ``[start, end)`` and their count,
+        for a binary classifier; ``None`` otherwise or without scores."""
+        if self.task != "binary":
+            return None
+        n, total = 0, 0.0
+        for s, (count, summed) in self.confidence.items():
+            if start <= s < end:
+                n += count
+                total += summed
+        return (total / n, n) if n else None
+
+    def estimate(self) -> dict[str, Any] | None:
+        """The label-free accuracy estimate of the latest window-sized range of prediction
+        time: for a binary classifier with calibrated scores, the mean of ``max(p, 1 - p)``
+        (confidence-based estimation). Needs the task: from the reference's performance
+        (``reference build --label``) before any label, else from the first pairs."""
+        if not self.confidence:
+            return None
+        end = max(self.confidence) + self.step_seconds
+        start = end - self.size_seconds
+        expected = self._expected_accuracy(start, end)
+        if expected is None:
+            return None
+        return {
+            "window": {"start": start, "end": end},
+            "n_predictions": expected[1],
+            "expected_accuracy": expected[0],
+        }
+
+    def gauges(self) -> dict[str, float]:
+        """What ``stream_drift_model_performance`` exports now: the realised metrics of
+        :meth:`performance`, and ``expected_accuracy`` of the latest range (:meth:`estimate`),
+        which leads the realised figures by the labels' delay."""
+        block = self.performance()
+        out = dict(block["metrics"]) if block is not None else {}
+        estimate = self.estimate()
+        if estimate is not None:
+            out["expected_accuracy"] = estimate["expected_accuracy"]
+        return out
 
     def domain_classifier(self) -> DomainClassifier | None:
         """The version's domain classifier, built on first use when the reference has a
@@ -304,7 +366,7 @@ class VersionQuality:
 
     def report(self, start: float, end: float, current_sample: Any) -> QualityReport:
         """What the window ``[start, end)`` that just closed says (see the module)."""
-        out = QualityReport(performance=self.performance())
+        out = QualityReport(performance=self.performance(), estimate=self.estimate())
         if self.monitor is not None:
             out.concept = self.monitor.observe_window(start, end)
         classifier = self.domain_classifier() if current_sample is not None else None
@@ -334,6 +396,7 @@ class VersionQuality:
             "reference_id": self.reference.id,
             "task": self.task,
             "steps": [[s, acc.to_dict()] for s, acc in sorted(self.steps.items())],
+            "confidence": [[s, n, t] for s, (n, t) in sorted(self.confidence.items())],
             "monitor": self.monitor.to_dict() if self.monitor is not None else None,
             "join_counts": dict(self.join_counts),
             "domain_thresholds": [[b, t] for b, t in sorted(self.domain_thresholds.items())],
@@ -350,6 +413,7 @@ class VersionQuality:
         q = cls(reference, windows, policies)
         q.task = data.get("task") or q.task
         q.steps = {float(s): accumulator_from_dict(acc) for s, acc in data.get("steps", [])}
+        q.confidence = {float(s): (int(n), float(t)) for s, n, t in data.get("confidence", [])}
         if data.get("monitor") is not None:
             q.monitor = ConceptMonitor.from_dict(data["monitor"], policies.concept)
         q.join_counts = Counter({str(k): int(v) for k, v in data.get("join_counts", {}).items()})
