@@ -523,6 +523,47 @@ async def follow(
         await consumer.stop()
 
 
+async def open_history(
+    bootstrap: str,
+    topic: str,
+    *,
+    security: Mapping[str, Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> AIOKafkaConsumer | None:
+    """A started consumer of every partition of ``topic`` from its beginning, without a
+    group (to read a topic's history), or ``None`` when the topic does not exist."""
+    from stream_drift.app.admin import TopicNotFoundError
+
+    try:
+        return await open_topic(
+            bootstrap,
+            topic,
+            from_beginning=True,
+            security=security,
+            connect_timeout=connect_timeout,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=200,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+    except TopicNotFoundError:
+        return None
+
+
+def caught_up(consumer: AIOKafkaConsumer) -> Callable[[], Awaitable[bool]]:
+    """The check :func:`read_records` ends on: every assigned partition's position has
+    reached its fetch high-water mark (Tansu's end offsets are too low to decide it)."""
+    partitions = sorted(consumer.assignment())
+
+    async def check() -> bool:
+        marks = [consumer.highwater(tp) for tp in partitions]
+        if any(h is None for h in marks):
+            return False
+        positions = [await consumer.position(tp) for tp in partitions]
+        return all(p >= h for p, h in zip(positions, marks, strict=True))
+
+    return check
+
+
 async def read_reference_history(
     bootstrap: str,
     topic: str,
@@ -568,37 +609,22 @@ async def read_reference_history(
     """
     import json
 
-    from stream_drift.app.admin import TopicNotFoundError
     from stream_drift.pipeline.reference import ReferenceError, ReferenceProfile
     from stream_drift.pipeline.registry import PublishedReference as Published
     from stream_drift.pipeline.registry import reference_history
 
-    try:
-        consumer = await open_topic(
-            bootstrap,
-            topic,
-            from_beginning=True,
-            security=security,
-            connect_timeout=connect_timeout,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=200,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-        )
-    except TopicNotFoundError:  # Apache Kafka without auto-creation: none published
+    consumer = await open_history(
+        bootstrap, topic, security=security, connect_timeout=connect_timeout
+    )
+    if consumer is None:  # Apache Kafka without auto-creation: none published
         return []
-    partitions = sorted(consumer.assignment())
-
-    async def caught_up() -> bool:
-        marks = [consumer.highwater(tp) for tp in partitions]
-        if any(h is None for h in marks):
-            return False
-        positions = [await consumer.position(tp) for tp in partitions]
-        return all(p >= h for p, h in zip(positions, marks, strict=True))
-
     found: list[Published] = []
     try:
         records = read_records(
-            consumer, idle_timeout=idle_timeout, max_seconds=max_seconds, caught_up=caught_up
+            consumer,
+            idle_timeout=idle_timeout,
+            max_seconds=max_seconds,
+            caught_up=caught_up(consumer),
         )
         async for m in records:
             try:

@@ -222,21 +222,12 @@ async def read_topic_tail(
     """
     from aiokafka.errors import KafkaError
 
-    from stream_drift.app.admin import TopicNotFoundError
-    from stream_drift.app.kafka_io import open_topic, read_records
+    from stream_drift.app.kafka_io import caught_up, open_history, read_records
 
-    try:
-        consumer = await open_topic(
-            bootstrap,
-            topic,
-            from_beginning=True,
-            security=security,
-            connect_timeout=connect_timeout,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=200,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-        )
-    except TopicNotFoundError:
+    consumer = await open_history(
+        bootstrap, topic, security=security, connect_timeout=connect_timeout
+    )
+    if consumer is None:
         return []
     partitions = sorted(consumer.assignment())
     kept: dict[int, deque[tuple[Any, dict[str, Any]]]] = {
@@ -256,15 +247,11 @@ async def read_topic_tail(
                 else:
                     consumer.seek(tp, at.offset)
 
-        async def caught_up() -> bool:
-            marks = [consumer.highwater(tp) for tp in partitions]
-            if any(h is None for h in marks):
-                return False
-            positions = [await consumer.position(tp) for tp in partitions]
-            return all(p >= h for p, h in zip(positions, marks, strict=True))
-
         records = read_records(
-            consumer, idle_timeout=idle_timeout, max_seconds=max_seconds, caught_up=caught_up
+            consumer,
+            idle_timeout=idle_timeout,
+            max_seconds=max_seconds,
+            caught_up=caught_up(consumer),
         )
         async for record in records:
             try:
