@@ -15,11 +15,14 @@ prediction, JSON, ~300 bytes) are produced to a 4-partition topic of the embedde
    ``bincount``, summed per (partition, step). Checked in the run: every series' counts add up
    to N, and for N ≤ 50,000 they equal ``np.histogram`` of the values as the stdlib ``json``
    module reads them back from the produced records;
-3. **the worker** (one ``stream-drift worker`` process), from its first to its last fetched
-   stage-1 batch (``/health``), after it accepted all N events (``/metrics``); also until the
-   flush that committed its last offsets.
+3. **the worker** (one ``stream-drift worker`` process, stage 1 on librdkafka, the default
+   ``ingest.client``), from its first to its last fetched stage-1 batch (``/health``), after
+   it accepted all N events (``/metrics``); also until the flush that committed its last
+   offsets. Then a worker with ``ingest.client: aiokafka`` (its own group and output topics)
+   drains the same backlog again.
 
-Ratios: worker / lean loop on aiokafka (the worker's client), worker / the faster bare fetch.
+Ratios: worker / lean loop on the worker's client, worker / the faster bare fetch, and the
+aiokafka worker / the aiokafka lean loop.
 
 **Scale rows** (each its own backlog and broker, see :mod:`bench.scale`): 1 vs 2 worker
 processes on 8 partitions (8 models keyed by partition; ratio printed), one hot model spread
@@ -51,8 +54,6 @@ from bench.ceilings import READERS, LeanLoop, count_only
 from bench.scale import STEP_SECONDS, Backlog, Drain, Scenario, run_scenario
 from stream_drift.stats.binning import NumericBinning
 
-WORKER_CLIENT = "aiokafka"
-"""The client of the worker's stage-1 consumer: the lean loop on it is the like-for-like bound."""
 HISTOGRAM_CHECK_MAX = 50_000
 """Up to this many events the lean loop's counts are also checked bin by bin."""
 QUICK_EVENTS = 3_000
@@ -161,21 +162,33 @@ def measure_ceilings(backlog: Backlog) -> Record:
 
 
 def ceiling_run(scenario: Scenario, workdir: Path, seed: int, run: int) -> Record:
-    """One run of the ceilings and the worker on one backlog."""
+    """One run of the ceilings and the worker, on each stage-1 client, on one backlog."""
     ceilings: Record = {}
 
     def before_workers(backlog: Backlog) -> None:
         ceilings.update(measure_ceilings(backlog))
 
-    drained, backlog = run_scenario(scenario, workdir, seed, run, before_workers)
-    if drained.stalled:
-        raise RuntimeError(f"the worker stalled: {drained.stalled}")
+    others = [c for c in READERS if c != scenario.client]
+    drained, backlog, other_drains = run_scenario(
+        scenario, workdir, seed, run, before_workers, other_clients=others
+    )
+    drains = {scenario.client: drained, **other_drains}
+    for client, d in drains.items():
+        if d.stalled:
+            raise RuntimeError(f"the worker on {client} stalled: {d.stalled}")
     worker = drained.events_per_s
     fetch = max(float(ceilings[f"fetch_{c}_events_per_s"]) for c in READERS)
-    lean = float(ceilings[f"lean_{WORKER_CLIENT}_events_per_s"])
+    lean = float(ceilings[f"lean_{scenario.client}_events_per_s"])
+    per_client: Record = {}
+    for client, d in other_drains.items():
+        per_client[f"worker_{client}_events_per_s"] = round(d.events_per_s)
+        per_client[f"ratio_worker_{client}_to_lean_{client}"] = round(
+            d.events_per_s / float(ceilings[f"lean_{client}_events_per_s"]), 3
+        )
     return {
         "run": run,
         "events": scenario.events,
+        "worker_client": scenario.client,
         "produce_events_per_s": round(backlog.produce_events_per_s),
         **ceilings,
         "worker_stage1_events_per_s": round(worker),
@@ -183,6 +196,7 @@ def ceiling_run(scenario: Scenario, workdir: Path, seed: int, run: int) -> Recor
         "worker_accepted": drained.accepted,
         "ratio_worker_to_lean": round(worker / lean, 3),
         "ratio_worker_to_fetch": round(worker / fetch, 3),
+        **per_client,
     }
 
 
@@ -222,10 +236,20 @@ CEILING_ROWS: list[tuple[str, str, Callable[[float], str]]] = [
     ("bare fetch, librdkafka consume(10000)", "fetch_librdkafka_events_per_s", _rate),
     ("lean loop, aiokafka", "lean_aiokafka_events_per_s", _rate),
     ("lean loop, librdkafka", "lean_librdkafka_events_per_s", _rate),
-    ("worker, first to last stage-1 batch", "worker_stage1_events_per_s", _rate),
-    ("worker, to the commit of its last offsets", "worker_committed_events_per_s", _rate),
-    ("worker / lean loop (aiokafka) — target ≥ 0.6", "ratio_worker_to_lean", "{:.2f}".format),
+    ("worker (librdkafka), first to last stage-1 batch", "worker_stage1_events_per_s", _rate),
+    (
+        "worker (librdkafka), to the commit of its last offsets",
+        "worker_committed_events_per_s",
+        _rate,
+    ),
+    ("worker on aiokafka (ingest.client), same backlog", "worker_aiokafka_events_per_s", _rate),
+    ("worker / lean loop (librdkafka) — target ≥ 0.6", "ratio_worker_to_lean", "{:.2f}".format),
     ("worker / faster bare fetch — target ≥ 0.35", "ratio_worker_to_fetch", "{:.2f}".format),
+    (
+        "worker on aiokafka / lean loop (aiokafka)",
+        "ratio_worker_aiokafka_to_lean_aiokafka",
+        "{:.2f}".format,
+    ),
 ]
 
 
@@ -409,7 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch = max(_median(ceilings, f"fetch_{c}_events_per_s") for c in READERS)
     summary = (
         f"SUMMARY: worker {_median(ceilings, 'worker_stage1_events_per_s'):,.0f} ev/s; "
-        f"lean loop (aiokafka) {_median(ceilings, 'lean_aiokafka_events_per_s'):,.0f}; "
+        f"lean loop (librdkafka) {_median(ceilings, 'lean_librdkafka_events_per_s'):,.0f}; "
+        f"worker on aiokafka {_median(ceilings, 'worker_aiokafka_events_per_s'):,.0f}; "
         f"faster bare fetch {fetch:,.0f}; "
         f"worker/lean {_median(ceilings, 'ratio_worker_to_lean'):.2f} (target 0.6), "
         f"worker/fetch {_median(ceilings, 'ratio_worker_to_fetch'):.2f} (target 0.35)"

@@ -67,6 +67,8 @@ class Scenario:
     keyed
         ``True``: every event of model ``m`` goes to partition ``m % partitions`` (the layout
         of events keyed by model); ``False``: event ``i`` goes to partition ``i % partitions``.
+    client
+        The workers' stage-1 client (``ingest.client``).
     """
 
     key: str
@@ -78,6 +80,7 @@ class Scenario:
     partitions: int = 4
     workers: int = 1
     keyed: bool = False
+    client: str = "librdkafka"
 
     def shrunk(self, events: int) -> Scenario:
         """The same scenario with fewer events (``--quick``)."""
@@ -409,23 +412,36 @@ def run_scenario(
     seed: int,
     run: int,
     before_workers: Callable[[Backlog], None] | None = None,
-) -> tuple[Drain, Backlog]:
-    """Produce the scenario's backlog on a fresh broker, then let its workers drain it."""
+    other_clients: Sequence[str] = (),
+) -> tuple[Drain, Backlog, dict[str, Drain]]:
+    """Produce the scenario's backlog on a fresh broker, then let its workers drain it.
+
+    Then, for each of ``other_clients``, the same workers on that stage-1 client drain the
+    same backlog again (their own group and output topics, the same events and references).
+    """
     tag = f"{scenario.key.replace('_', '-')}-r{run}"
     with EmbeddedBroker(log_path=workdir / f"broker-{tag}.log") as broker:
         bootstrap = broker.bootstrap_servers
-        settings = [
-            worker_settings(
-                bootstrap,
-                f"bench-{tag}",
-                str(workdir / f"data-{tag}-{i}"),
-                scenario.partitions,
-                # 1,000 models export ~100 label sets each: above the default cap of 10,000,
-                # accepted events of the models past it would be missing from /metrics.
-                extra={"metrics.max_series": max(10_000, 200 * scenario.models)},
-            )
-            for i in range(scenario.workers)
-        ]
+
+        def settings_of(client: str, app_id: str, shared: dict[str, Any]) -> list[Settings]:
+            return [
+                worker_settings(
+                    bootstrap,
+                    app_id,
+                    str(workdir / f"data-{app_id}-{i}"),
+                    scenario.partitions,
+                    # 1,000 models export ~100 label sets each: above the default cap of
+                    # 10,000, accepted events of the models past it would be missing.
+                    extra={
+                        "metrics.max_series": max(10_000, 200 * scenario.models),
+                        "ingest.client": client,
+                        **shared,
+                    },
+                )
+                for i in range(scenario.workers)
+            ]
+
+        settings = settings_of(scenario.client, f"bench-{tag}", {})
         prepare_topics(settings[0])
         references = make_references(scenario, seed)
         publish_references(bootstrap, settings[0].topics.references, references)
@@ -435,4 +451,13 @@ def run_scenario(
         if before_workers is not None:
             before_workers(backlog)
         result = drain(settings, workdir, scenario.events)
-    return result, backlog
+        others: dict[str, Drain] = {}
+        shared = {
+            "topics.events": settings[0].topics.events,
+            "topics.references": settings[0].topics.references,
+        }
+        for client in other_clients:
+            again = settings_of(client, f"bench-{tag}-{client}", shared)
+            prepare_topics(again[0])
+            others[client] = drain(again, workdir, scenario.events)
+    return result, backlog, others

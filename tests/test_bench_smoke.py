@@ -234,6 +234,8 @@ E2E_CEILING_KEYS = {
     "worker_committed_events_per_s",
     "ratio_worker_to_lean",
     "ratio_worker_to_fetch",
+    "worker_aiokafka_events_per_s",
+    "ratio_worker_aiokafka_to_lean_aiokafka",
 }
 
 
@@ -306,9 +308,10 @@ def test_scale_events_layout(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.kafka
 def test_e2e_quick(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--quick`` in-process: real broker, ceilings and one real worker (the ceiling run);
-    the scale rows' workers are replaced by a stub (each would cost a worker start-up), so
-    their backlogs are produced and their rows rendered, not drained."""
+    """``--quick`` in-process: real broker, ceilings and real workers (the ceiling run: one on
+    librdkafka, then one on aiokafka over the same backlog); the scale rows' workers are
+    replaced by a stub (each would cost a worker start-up), so their backlogs are produced and
+    their rows rendered, not drained."""
     _, scale, e2e = _e2e_modules(monkeypatch)
     table = importlib.import_module("bench._table")
     real_drain = scale.drain
@@ -316,7 +319,7 @@ def test_e2e_quick(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def drain(settings: Any, workdir: Path, n: int, timeout: float = 300) -> Any:
         calls.append(len(settings))
-        if len(calls) == 1:
+        if len(calls) <= 2:
             return real_drain(settings, workdir, n, timeout)
         per_worker = settings[0].topics.partitions.events // len(settings)
         return scale.Drain(n, n, n, 1.0, 1.5, 0.0, [per_worker] * len(settings))
@@ -325,7 +328,7 @@ def test_e2e_quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scale, "drain", drain)
     monkeypatch.setattr(e2e, "emit", lambda **kwargs: emitted.append(kwargs))
     assert e2e.main(["--quick", "--no-resources"]) == 0
-    assert calls == [1, 1, 2, 2, 1, 1, 1]
+    assert calls == [1, 1, 1, 2, 2, 1, 1, 1]
     [kwargs] = emitted
     out = io.StringIO()
     table.emit(**{**kwargs, "as_json": True, "out": out})
@@ -335,6 +338,7 @@ def test_e2e_quick(monkeypatch: pytest.MonkeyPatch) -> None:
     [ceiling] = doc["tables"]["ceilings"]
     assert set(ceiling) >= E2E_CEILING_KEYS
     assert ceiling["worker_accepted"] == ceiling["events"] == e2e.QUICK_EVENTS
+    assert ceiling["worker_client"] == "librdkafka"
     assert ceiling["lean_checked_bin_by_bin"] is True
     for key in E2E_CEILING_KEYS:
         assert math.isfinite(ceiling[key]) and ceiling[key] > 0, key

@@ -355,6 +355,33 @@ def test_aiokafka_clients_accept_the_kwargs(pki: dict[str, Path]) -> None:
         assert client._ssl_context is kw["ssl_context"]
 
 
+def test_librdkafka_stage1_gets_the_same_security(pki: dict[str, Path]) -> None:
+    """Stage 1 on librdkafka: the same protocol, mechanism, user, password and PEM files, in
+    librdkafka's property names; a real ``confluent_kafka.Consumer`` accepts them (its TLS
+    files are loaded when it is built; no connection is made to 127.0.0.1:1)."""
+    from confluent_kafka import Consumer
+
+    from stream_drift.app.rdkafka_source import librdkafka_config
+
+    kafka = sasl_ssl(pki, bootstrap_servers="127.0.0.1:1")
+    conf = librdkafka_config(Settings(kafka=kafka))
+    assert {k: v for k, v in conf.items() if k.startswith(("security", "sasl", "ssl"))} == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "drift",
+        "sasl.password": PASSWORD,
+        "ssl.ca.location": str(pki["ca_pem"]),
+        "ssl.certificate.location": str(pki["client_pem"]),
+        "ssl.key.location": str(pki["client_key"]),
+    }
+    Consumer(conf).close()
+    plain = librdkafka_config(Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1")))
+    assert plain["security.protocol"] == "PLAINTEXT"
+    assert not any(k.startswith(("sasl", "ssl")) for k in plain)
+    system_cas = librdkafka_config(Settings(kafka=KafkaSettings(security_protocol="SSL")))
+    assert system_cas["ssl.ca.location"] == "probe"  # no cafile: the system's CAs
+
+
 def test_faust_gives_every_client_the_same_auth(pki: dict[str, Path], tmp_path: Path) -> None:
     """Faust's consumer, producer and topic admin all use ``credentials_to_aiokafka_auth`` of
     ``broker_credentials``: it yields the helper's SASL kwargs."""
@@ -463,7 +490,12 @@ def test_worker_services_and_client_commands_pass_the_kwargs(
     from stream_drift.app.runtime import Runtime
     from stream_drift.pipeline.reference import build_reference
 
-    s = load_settings(env={**SASL_ENV, "STREAM_DRIFT_WORKER__DATA_DIR": str(tmp_path)})
+    env = {
+        **SASL_ENV,
+        "STREAM_DRIFT_WORKER__DATA_DIR": str(tmp_path),
+        "STREAM_DRIFT_INGEST__CLIENT": "aiokafka",  # librdkafka's stage 1: test below
+    }
+    s = load_settings(env=env)
     expected = s.kafka.client_kwargs()
     profile = build_reference({"a": [1.0, 2.0, 3.0]}, model="m")
 
@@ -517,6 +549,7 @@ CLIENT_CLASSES = {
     "KafkaAdminClient",
     "KafkaProducer",
     "KafkaConsumer",
+    "Consumer",  # confluent-kafka (librdkafka), stage 1
 }
 CLIENT_FUNCTIONS = {
     "publish_reference",
@@ -550,6 +583,8 @@ def _call_name(node: ast.Call) -> str | None:
 def _secured(node: ast.Call) -> bool:
     """A client call is secured when it passes ``**<...>.client_kwargs()`` or
     ``**dict(security or {})``; a client function when it passes ``security=``."""
+    if any(ast.unparse(a).startswith("librdkafka_config(") for a in node.args):
+        return True  # librdkafka's properties, security included (test below)
     for kw in node.keywords:
         if kw.arg == "security":
             return True
@@ -583,7 +618,7 @@ def test_the_scan_sees_the_clients() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and _call_name(node) in CLIENT_CLASSES:
                 counts[path.name] = counts.get(path.name, 0) + 1
-    assert {"kafka_io.py", "ingest.py", "admin.py"} <= set(counts)
+    assert {"kafka_io.py", "ingest.py", "admin.py", "rdkafka_source.py"} <= set(counts)
 
 
 def test_no_kafka_client_is_built_without_the_security_kwargs() -> None:

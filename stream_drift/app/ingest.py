@@ -40,6 +40,7 @@ from aiokafka.errors import (
 from aiokafka.structs import TopicPartition
 from faust.exceptions import FaustError
 
+from stream_drift.app.rdkafka_source import Fetched, RdkafkaSource
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
 from stream_drift.pipeline.columnar import RecordBatch
@@ -172,7 +173,7 @@ class IngestService(mode.Service):
     def __init__(self, runtime: Runtime, topics: Topics, **kwargs: Any) -> None:
         self.runtime = runtime
         self.topics = topics
-        self.consumer: AIOKafkaConsumer | None = None
+        self.consumer: AIOKafkaConsumer | RdkafkaSource | None = None
         self.accumulator = IngestAccumulator(
             runtime.registry,
             step_seconds=runtime.windows.step_seconds,
@@ -206,24 +207,32 @@ class IngestService(mode.Service):
 
     async def on_start(self) -> None:
         s = self.runtime.settings
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=",".join(s.kafka.servers),
-            group_id=f"{s.app_id}-ingest",
-            client_id=f"{s.app_id}-ingest",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(s.kafka.session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(s.kafka.heartbeat_interval_seconds * 1000),
-            rebalance_timeout_ms=int(s.kafka.rebalance_timeout_seconds * 1000),
-            max_poll_interval_ms=max(60_000, int(s.kafka.rebalance_timeout_seconds * 1000)),
-            # Idle: a long wait saves wake-ups (2.4 % -> 2.0 % of a core with 100 -> 500 ms,
-            # bench.resources); busy, _consume shortens it (see BUSY_FETCH_WAIT_MS).
-            fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            **s.kafka.client_kwargs(),
-        )
-        await self.consumer.start()
-        self.consumer.subscribe([s.topics.events], listener=_FlushOnRevoke(self))
+        listener = _FlushOnRevoke(self)
+        if s.ingest.client == "librdkafka":
+            source = RdkafkaSource(s, self._executor)
+            await source.start()
+            source.subscribe([s.topics.events], listener)
+            self.consumer = source
+        else:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=",".join(s.kafka.servers),
+                group_id=f"{s.app_id}-ingest",
+                client_id=f"{s.app_id}-ingest",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=int(s.kafka.session_timeout_seconds * 1000),
+                heartbeat_interval_ms=int(s.kafka.heartbeat_interval_seconds * 1000),
+                rebalance_timeout_ms=int(s.kafka.rebalance_timeout_seconds * 1000),
+                max_poll_interval_ms=max(60_000, int(s.kafka.rebalance_timeout_seconds * 1000)),
+                # Idle: a long wait saves wake-ups (2.4 % -> 2.0 % of a core with 100 -> 500
+                # ms, bench.resources); busy, _consume shortens it (see BUSY_FETCH_WAIT_MS).
+                fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
+                max_partition_fetch_bytes=4 * 1024 * 1024,
+                **s.kafka.client_kwargs(),
+            )
+            self.consumer = consumer
+            await consumer.start()
+            consumer.subscribe([s.topics.events], listener=listener)
         self.runtime.health.ingest = "started"
 
     async def on_stop(self) -> None:
@@ -267,33 +276,31 @@ class IngestService(mode.Service):
             # getmany returns as soon as records come: a longer wait when idle only saves the
             # loop's wake-ups (bench.resources: the idle worker's CPU).
             wait_ms = 100 if self._fetch_wait_ms == BUSY_FETCH_WAIT_MS else 500
-            batch = await self._fetch(consumer, s.kafka.consumer_max_records, wait_ms)
-            self._pace_fetches(bool(batch))
-            if batch:
+            fetched = await self._next_batch(consumer, s.kafka.consumer_max_records, wait_ms)
+            self._pace_fetches(fetched.count > 0)
+            if fetched.count:
                 health = self.runtime.health
                 now = time.time()
                 if health.first_batch_at is None:
                     health.first_batch_at = now
                 health.last_batch_at = now
-                self._consumed += sum(len(msgs) for msgs in batch.values())
+                self._consumed += fetched.count
                 health.records_consumed = self._consumed
-                records = RecordBatch([], [], [], [], [])
-                for tp, msgs in batch.items():
+                for tp, offset in fetched.next_offsets.items():
                     if tp.topic not in self.accumulator.topic_partitions:
                         known = consumer.partitions_for_topic(tp.topic) or ()
                         self.accumulator.topic_partitions[tp.topic] = len(known)
-                    records.add_partition(tp.topic, tp.partition, msgs)
-                    self.next_offsets[tp] = msgs[-1].offset + 1
-                await self._handle(await self._ingest(records))
+                    self.next_offsets[tp] = offset
+                await self._handle(await self._ingest(fetched.records))
                 assigned = consumer.assignment()
-                for tp in batch:
+                for tp in fetched.next_offsets:
                     if tp not in assigned:  # revoked meanwhile: its new owner commits it
                         continue
                     # A chunk start, never more: a restart replays whole chunks, which stage 2
                     # de-duplicates exactly (see IngestAccumulator).
-                    offset = self.accumulator.commit_offset(tp.topic, tp.partition)
-                    if offset is not None:
-                        self._offsets[tp] = offset
+                    start = self.accumulator.commit_offset(tp.topic, tp.partition)
+                    if start is not None:
+                        self._offsets[tp] = start
                 health.last_batch_done_at = time.time()
                 self._crossing_unchecked = True
             now_m = time.monotonic()
@@ -306,6 +313,20 @@ class IngestService(mode.Service):
                 await self.send_crossed()
         await self.flush()
 
+    async def _next_batch(
+        self, consumer: AIOKafkaConsumer | RdkafkaSource, max_records: int, wait_ms: int
+    ) -> Fetched:
+        """The next fetch as one batch: librdkafka's built in stage 1's thread, aiokafka's
+        here from :meth:`_fetch`."""
+        if isinstance(consumer, RdkafkaSource):
+            return await consumer.fetch(max_records, wait_ms)
+        fetched = Fetched(RecordBatch([], [], [], [], []))
+        for tp, msgs in (await self._fetch(consumer, max_records, wait_ms)).items():
+            if msgs:
+                fetched.records.add_partition(tp.topic, tp.partition, msgs)
+                fetched.next_offsets[tp] = msgs[-1].offset + 1
+        return fetched
+
     def _pace_fetches(self, records: bool) -> None:
         """Shorten the broker's fetch wait while records flow, lengthen it once idle."""
         now = time.monotonic()
@@ -313,12 +334,15 @@ class IngestService(mode.Service):
             self._last_records = now
         busy = now - self._last_records < IDLE_AFTER_SECONDS
         wait = BUSY_FETCH_WAIT_MS if busy else IDLE_FETCH_WAIT_MS
+        if wait == self._fetch_wait_ms:
+            return
+        self._fetch_wait_ms = wait
         fetcher: Any = getattr(self.consumer, "_fetcher", None)
         # aiokafka's Fetcher reads this attribute for every fetch request it builds (there is
-        # no public setter); tests/test_ingest_latency.py checks it is still there.
-        if wait != self._fetch_wait_ms and hasattr(fetcher, "_fetch_max_wait_ms"):
+        # no public setter); tests/test_ingest_latency.py checks it is still there. librdkafka
+        # keeps its own short wait (rdkafka_source.FETCH_WAIT_MS).
+        if hasattr(fetcher, "_fetch_max_wait_ms"):
             fetcher._fetch_max_wait_ms = wait
-            self._fetch_wait_ms = wait
 
     @staticmethod
     async def _fetch(

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from annotated_types import Ge, Le
-from pydantic import Field, Strict
+from pydantic import BeforeValidator, Field, Strict
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stream_drift.config.base import (
@@ -27,6 +27,7 @@ from stream_drift.config.base import (
     PositiveFloat,
     PositiveInt,
     Section,
+    lower,
     register_sections,
 )
 from stream_drift.config.kafka import KafkaSettings
@@ -63,6 +64,9 @@ DEADLETTER_MIN_BYTES: Final = 16_384
 never truncated (``detail`` and ``model`` are capped at 1,024 and 256 characters)."""
 
 
+IngestClient = Annotated[Literal["librdkafka", "aiokafka"], BeforeValidator(lower)]
+
+
 class IngestSettings(Section):
     """Stage 1: decoding, validation and the flush of partial histograms."""
 
@@ -83,6 +87,10 @@ class IngestSettings(Section):
         default=10000,
         description="Offsets per chunk: commits stop at chunk starts, so a crash replays at "
         "most this many records per partition (counted once by stage 2).",
+    )
+    client: IngestClient = Field(
+        default="librdkafka",
+        description="Stage 1's Kafka client: librdkafka (confluent-kafka) or aiokafka.",
     )
 
 
