@@ -287,6 +287,13 @@ class IngestService(mode.Service):
                 self._consumed += fetched.count
                 health.records_consumed = self._consumed
                 for tp, offset in fetched.next_offsets.items():
+                    first = fetched.first_offsets.get(tp)
+                    read = self.next_offsets.get(tp)
+                    if first is not None and read is not None and first < read:
+                        # Within one assignment a partition never goes back: the log it was
+                        # read from is gone (librdkafka, like aiokafka, then starts again at
+                        # the earliest offset, so the high-water check may never see it).
+                        self._lost_log(tp, f"fetched offset {first} below offset {read}")
                     if tp.topic not in self.accumulator.topic_partitions:
                         known = consumer.partitions_for_topic(tp.topic) or ()
                         self.accumulator.topic_partitions[tp.topic] = len(known)
@@ -324,6 +331,7 @@ class IngestService(mode.Service):
         for tp, msgs in (await self._fetch(consumer, max_records, wait_ms)).items():
             if msgs:
                 fetched.records.add_partition(tp.topic, tp.partition, msgs)
+                fetched.first_offsets[tp] = msgs[0].offset
                 fetched.next_offsets[tp] = msgs[-1].offset + 1
         return fetched
 
@@ -393,6 +401,13 @@ class IngestService(mode.Service):
         self._offsets.pop(tp, None)
         self.next_offsets.pop(tp, None)
 
+    def _lost_log(self, tp: TopicPartition, what: str) -> None:
+        """Report that offsets already read are gone: the broker lost its state (or the topic
+        was re-created). Sticky: this worker's state no longer matches the broker's."""
+        if self.runtime.health.broker_lost_log is None:
+            self.runtime.health.broker_lost_log = f"{tp.topic}/{tp.partition}: {what} already read"
+            log.error("broker lost its log? %s", self.runtime.health.broker_lost_log)
+
     def _export_lag(self) -> None:
         """Export high-water mark minus next offset for every partition with a known mark."""
         assert self.consumer is not None
@@ -402,14 +417,8 @@ class IngestService(mode.Service):
             position = self.next_offsets.get(tp)
             if highwater is None or position is None:
                 continue  # nothing fetched from it yet: no figure rather than a guess
-            if highwater < position and self.runtime.health.broker_lost_log is None:
-                # Offsets already read are gone: the broker lost its state (or the topic was
-                # re-created). Sticky: this worker's state no longer matches the broker's.
-                self.runtime.health.broker_lost_log = (
-                    f"{tp.topic}/{tp.partition}: high-water mark {highwater} below offset "
-                    f"{position} already read"
-                )
-                log.error("broker lost its log? %s", self.runtime.health.broker_lost_log)
+            if highwater < position:
+                self._lost_log(tp, f"high-water mark {highwater} below offset {position}")
             self.runtime.metrics.set_consumer_lag(tp.topic, tp.partition, highwater - position)
             total += highwater - position
         self.runtime.note_consumer_lag(total, time.time())  # /health: falling behind?

@@ -102,11 +102,12 @@ def librdkafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 @dataclass
 class Fetched:
-    """One fetch, ready for stage 1: its rows, the next offset of each partition in it, and
-    how many records it held (errors excluded)."""
+    """One fetch, ready for stage 1: its rows, the first and the next offset of each
+    partition in it, and how many records it held (errors excluded)."""
 
     records: RecordBatch
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -142,6 +143,7 @@ TopicPartition(topic='ev', partition=1): 3}, [])
     sources: list[tuple[str, int, int]] = []
     errors: list[Any] = []
     next_offsets: dict[TopicPartition, int] = {}
+    first_offsets: dict[TopicPartition, int] = {}
     topic: str | None = None
     partition = -1
     for m in messages:
@@ -154,6 +156,7 @@ TopicPartition(topic='ev', partition=1): 3}, [])
                 sources.append((topic, partition, len(values)))
                 next_offsets[TopicPartition(topic, partition)] = offsets[-1] + 1
             topic, partition = t, p
+            first_offsets.setdefault(TopicPartition(t, p), m.offset())
         values.append(m.value())
         offsets.append(m.offset())
         timestamps.append(m.timestamp()[1])
@@ -161,7 +164,8 @@ TopicPartition(topic='ev', partition=1): 3}, [])
     if topic is not None:
         sources.append((topic, partition, len(values)))
         next_offsets[TopicPartition(topic, partition)] = offsets[-1] + 1
-    return Fetched(RecordBatch(values, offsets, timestamps, keys, sources), next_offsets), errors
+    batch = RecordBatch(values, offsets, timestamps, keys, sources)
+    return Fetched(batch, next_offsets, first_offsets), errors
 
 
 Listener = Any  # an aiokafka ConsumerRebalanceListener: async on_partitions_{revoked,assigned}
