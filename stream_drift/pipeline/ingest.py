@@ -479,9 +479,10 @@ class IngestAccumulator:
             kept = builder.sample.get(start)
             builder.sample[start] = merge_blocks(kept, block, self.sample_per_step)
 
-    def crossed(self, lateness: float = 0.0) -> set[tuple[str, str]]:
+    def crossed(self, lateness: float = 0.0, not_before: float = -math.inf) -> set[tuple[str, str]]:
         """The (source partition, model) pairs whose watermark passed a step's end plus
-        ``lateness`` since their partials were last flushed (or that were never flushed).
+        ``lateness`` since their partials were last flushed (or that were never flushed),
+        among those whose watermark is at ``not_before`` or later.
 
         Their next partial can let stage 2 close a window: flushing just them at once
         (:meth:`flush` with ``only``), rather than at the next flush interval, takes that
@@ -500,10 +501,14 @@ class IngestAccumulator:
         >>> acc.watermarks["ev/0", "m"] = 121.0
         >>> acc.crossed(), acc.crossed(lateness=5)  # past 120, but not past 120 + 5
         ({('ev/0', 'm')}, set())
+        >>> acc.crossed(not_before=600.0)  # old data (a replay): no hurry
+        set()
         """
         step = self.step_seconds
         due = set()
         for key, mark in self.watermarks.items():
+            if mark < not_before:
+                continue
             sent = self._sent_marks.get(key)
             if sent is None or (mark - lateness) // step > (sent - lateness) // step:
                 due.add(key)
