@@ -68,7 +68,7 @@ class Scenario:
         ``True``: every event of model ``m`` goes to partition ``m % partitions`` (the layout
         of events keyed by model); ``False``: event ``i`` goes to partition ``i % partitions``.
     client
-        The workers' stage-1 client (``ingest.client``).
+        The workers' stage-1 client (``ingest.client``; the product's default unless set).
     """
 
     key: str
@@ -80,7 +80,7 @@ class Scenario:
     partitions: int = 4
     workers: int = 1
     keyed: bool = False
-    client: str = "librdkafka"
+    client: str = "aiokafka"
 
     def shrunk(self, events: int) -> Scenario:
         """The same scenario with fewer events (``--quick``)."""

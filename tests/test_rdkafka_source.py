@@ -67,12 +67,14 @@ class ScriptedConsumer:
         self.script: list[Any] = []
         self.callbacks: dict[str, Any] = {}
         self.commits: list[list[tuple[str, int, int]]] = []
+        self.asked: list[int] = []
         self.closed = False
 
     def subscribe(self, topics: list[str], **callbacks: Any) -> None:
         self.callbacks = callbacks
 
     def consume(self, n: int, timeout: float) -> list[Any]:
+        self.asked.append(n)
         step = self.script.pop(0) if self.script else []
         if callable(step):
             step(self)
@@ -262,3 +264,16 @@ def test_unknown_watermarks_are_none_and_a_failed_commit_raises() -> None:
         return unknown, source.partitions_for_topic("never-fetched")
 
     assert asyncio.run(run()) == (None, None)
+
+
+def test_a_larger_max_records_than_librdkafka_takes_is_capped() -> None:
+    """``kafka.consumer_max_records`` has no upper bound; ``consume()`` refuses more than a
+    million messages, which would stop stage 1 for good."""
+
+    async def run() -> list[int]:
+        source, consumer = await _source(Listener())
+        await source.fetch(5_000_000, 100)
+        await source.fetch(10, 100)
+        return consumer.asked
+
+    assert asyncio.run(run()) == [rdkafka_source.MAX_CONSUME, 10]

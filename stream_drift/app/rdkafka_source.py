@@ -4,7 +4,15 @@
 Why a second client: librdkafka fetches in its own C threads, without the GIL, and hands out
 a batch of C-built messages in one call, where aiokafka builds a Python ``ConsumerRecord`` per
 record on the event loop (the largest item of the worker's profile). ``bench.e2e`` measures
-both, fetch alone and with the worker (README "Performance").
+both, fetch alone and with the worker (README "Benchmarks"): a backlog drains ~1.4 times
+faster on librdkafka.
+
+Why it is not the default: while other partitions of the events topic hold a backlog, a
+partition with live records got none of them for up to 14 s (one batch after another of
+the backlog's partitions; ``bench.resources``: step close → alert p50 3-5 s, p99 8-11 s,
+against 0.6 s and 1.4 s on aiokafka, whose batches take a share of every partition). The
+embedded broker and librdkafka's fetch order together starve it; no setting tried here
+(prefetch sizes, ``fetch.max.bytes``) changed that.
 
 Every blocking call runs in stage 1's thread (the executor the service computes batches in),
 so a fetch, the decode of its batch and the rebalance callbacks happen one after the other
@@ -38,9 +46,13 @@ in its own threads whatever the application does, so a short wait costs no Pytho
 the embedded broker holds a fetch about this long even when records arrive meanwhile, and a
 live partition's records would wait as long (see ``BUSY_FETCH_WAIT_MS`` in ``ingest``)."""
 
-PREFETCH_KBYTES: Final = 16384
-"""``queued.max.messages.kbytes``: at most 16 MiB of fetched records wait in librdkafka's
-queue (its default, 64 MiB, would be most of a worker's memory while a backlog drains)."""
+PREFETCH_KBYTES: Final = 2048
+PREFETCH_MESSAGES: Final = 10_000
+PARTITION_FETCH_BYTES: Final = 1024 * 1024
+"""librdkafka fetches a partition ahead while fewer than ``queued.min.messages`` records and
+``queued.max.messages.kbytes`` of it wait, up to ``max.partition.fetch.bytes`` per fetch. With
+16 MiB the resident memory grew by 78 MB while a backlog drained (``bench.resources``, one
+run); with 2 MiB and 10,000 records, by 29-32 MB (three runs), the drain as fast."""
 
 MAX_CONSUME: Final = 1_000_000
 """Most messages one ``consume()`` call takes (confluent-kafka refuses more); a larger
@@ -86,8 +98,9 @@ def librdkafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         # Its 1 s default stalls a consumer that drains faster than the broker refills the
         # queue (KAFKA-LOCAL.md).
         "fetch.queue.backoff.ms": 10,
-        "max.partition.fetch.bytes": 4 * 1024 * 1024,
+        "max.partition.fetch.bytes": PARTITION_FETCH_BYTES,
         "queued.max.messages.kbytes": PREFETCH_KBYTES,
+        "queued.min.messages": PREFETCH_MESSAGES,
         "security.protocol": k.security_protocol,
     }
     if k.uses_ssl:
