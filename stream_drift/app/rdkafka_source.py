@@ -9,8 +9,9 @@ faster on librdkafka.
 
 Why it is not the default: while other partitions of the events topic hold a backlog, a
 partition with live records got none of them for up to 14 s (one batch after another of
-the backlog's partitions; ``bench.resources``: step close → alert p50 3-5 s, p99 8-11 s,
-against 0.6 s and 1.4 s on aiokafka, whose batches take a share of every partition). The
+the backlog's partitions; ``bench.resources``: step close → alert p50 3.2-5.2 s, p99
+7.7-11.7 s, against 0.5 s and 1.5 s on aiokafka, whose batches take a share of every
+partition). The
 embedded broker and librdkafka's fetch order together starve it; no setting tried here
 (prefetch sizes, ``fetch.max.bytes``) changed that.
 
