@@ -89,9 +89,10 @@ def librdkafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "heartbeat.interval.ms": int(k.heartbeat_interval_seconds * 1000),
         # As aiokafka's max_poll_interval_ms: stage 1 may go this long between fetches (with
         # the 6-s timeouts of bench.e2e and nothing more, its 1,000-model row, where stage 2
-        # holds the loop, never committed; with this it does). librdkafka also sends it as
-        # the group's rebalance timeout; a member killed with SIGKILL is still replaced
-        # after the session timeout (tests/test_kill_exactness.py takes as long as on aiokafka).
+        # holds the loop, did not commit in one of two runs; with this, 4 of 4 did).
+        # librdkafka also sends it as the group's rebalance timeout; a member killed with
+        # SIGKILL is still replaced after the session timeout (tests/test_kill_exactness.py
+        # takes as long as on aiokafka).
         "max.poll.interval.ms": max(
             60_000, int(max(k.rebalance_timeout_seconds, k.session_timeout_seconds) * 1000)
         ),
