@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiokafka.structs import TopicPartition
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import TopicPartition as RdTopicPartition
 
 from stream_drift.config import Settings
 from stream_drift.pipeline.columnar import RecordBatch
@@ -228,8 +230,6 @@ class RdkafkaSource:
         if self._factory is not None:
             self._consumer = self._factory({**self._config, "error_cb": self._on_error})
         else:
-            from confluent_kafka import Consumer
-
             self._consumer = Consumer(
                 librdkafka_config(self._settings, error_cb=self._on_error),
                 logger=logging.getLogger("stream_drift.librdkafka"),
@@ -272,8 +272,6 @@ class RdkafkaSource:
 
     def highwater(self, tp: TopicPartition) -> int | None:
         """The partition's high-water mark from the last fetch answer, ``None`` if unknown."""
-        from confluent_kafka import TopicPartition as RdTopicPartition
-
         try:
             marks = self._consumer.get_watermark_offsets(
                 RdTopicPartition(tp.topic, tp.partition), cached=True
@@ -286,9 +284,6 @@ class RdkafkaSource:
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit ``offsets`` (next offset to read per partition); raise when any fails."""
-        from confluent_kafka import KafkaException
-        from confluent_kafka import TopicPartition as RdTopicPartition
-
         parts = [RdTopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
         done = await asyncio.to_thread(self._consumer.commit, offsets=parts, asynchronous=False)
         failed = [tp for tp in done or () if tp.error is not None]
