@@ -57,6 +57,10 @@ UNKNOWN_MODEL_LABEL = "_unknown"
 """Metric label for rejected records whose model could not be read or is not known."""
 
 COMMIT_TIMEOUT_SECONDS: Final = 15.0
+# Reading the group's committed offsets back after a rebalance: bounded, and retried this
+# much later when the broker does not answer (it may be the one that restarted).
+VERIFY_TIMEOUT_SECONDS: Final = 5.0
+VERIFY_RETRY_SECONDS: Final = 5.0
 """A stage-1 offset commit not done after this long counts as failed (``/health`` says so)."""
 
 SEND_ATTEMPTS: Final = 3
@@ -151,6 +155,16 @@ class _Outgoing:
     error: BaseException | None = None
 
 
+async def committed_offsets(
+    consumer: AIOKafkaConsumer | RdkafkaSource, tps: list[TopicPartition]
+) -> dict[TopicPartition, int | None]:
+    """The group's committed offset of each of ``tps`` (``None``: none committed), read from
+    the broker."""
+    if isinstance(consumer, RdkafkaSource):
+        return await consumer.committed(tps)
+    return {tp: await consumer.committed(tp) for tp in tps}
+
+
 class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """Flush and commit before partitions move, so the next owner does not replay them."""
 
@@ -174,6 +188,7 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp in list(service.next_offsets):
             if tp not in assigned:
                 del service.next_offsets[tp]
+        service.verify_after_rebalance(assigned)
 
 
 class IngestService(mode.Service):
@@ -198,6 +213,11 @@ class IngestService(mode.Service):
         )
         self._offsets: dict[TopicPartition, int] = {}
         self.next_offsets: dict[TopicPartition, int] = {}  # next offset to ingest, for the lag
+        # The last offset this worker committed per partition, kept across rebalances: the
+        # group's committed offset never goes below it unless the broker lost its state.
+        self.committed_by_us: dict[TopicPartition, int] = {}
+        self._to_verify: set[TopicPartition] = set()
+        self._verify_after = -math.inf  # monotonic time of the next read-back attempt
         self._pending: list[_Outgoing] = []  # records sent and not yet acknowledged
         self._held_back_logged = -math.inf
         self._last_flush = time.monotonic()
@@ -282,6 +302,8 @@ class IngestService(mode.Service):
         interval = s.ingest.flush_interval_seconds
         while not self._stopping and not self.should_stop:
             self.runtime.health.ingest_loop_at = time.time()  # /health/live: loop not stuck
+            if self._to_verify and time.monotonic() >= self._verify_after:
+                await self._verify_committed()
             # getmany returns as soon as records come: a longer wait when idle only saves the
             # loop's wake-ups (bench.resources: the idle worker's CPU).
             wait_ms = 100 if self._fetch_wait_ms == BUSY_FETCH_WAIT_MS else 500
@@ -404,6 +426,41 @@ class IngestService(mode.Service):
             assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
             return accumulator.add_batch(batch.only(assigned))
         return accumulator.apply(computed)
+
+    def verify_after_rebalance(self, assigned: Any) -> None:
+        """Read back the group's committed offsets of the partitions this worker committed
+        before, at the top of the next loop turn or before its next commit, whichever is
+        first."""
+        self._to_verify = {tp for tp in assigned if tp in self.committed_by_us}
+        self._verify_after = -math.inf
+
+    async def _verify_committed(self) -> None:
+        """Flag a lost log when the group's committed offset of a partition is gone or below
+        the one this worker committed.
+
+        A broker that restarts empty makes the group re-join: the revoke forgets the read
+        positions, so the offsets-went-back check of :meth:`_consume` cannot see it, and the
+        high-water check only once the new log outgrows the old positions. Committed offsets
+        only move forward (every owner commits chunk starts at or after where it resumed), so
+        one that went back is the broker's loss, not a replay.
+        """
+        assert self.consumer is not None
+        tps = sorted(self._to_verify)
+        try:
+            found = await asyncio.wait_for(
+                committed_offsets(self.consumer, tps), VERIFY_TIMEOUT_SECONDS
+            )
+        except Exception as exc:  # the broker may be away: try again a little later
+            log.warning("could not read the committed offsets back: %r", exc)
+            self._verify_after = time.monotonic() + VERIFY_RETRY_SECONDS
+            return
+        for tp in tps:
+            ours = self.committed_by_us.get(tp)
+            theirs = found.get(tp)
+            if ours is not None and (theirs is None or theirs < ours):
+                group = "gone" if theirs is None else f"back at {theirs}"
+                self._lost_log(tp, f"group's committed offset {group}; offset {ours} committed and")
+        self._to_verify.difference_update(tps)
 
     def drop_offsets(self, tp: TopicPartition) -> None:
         """Forget a revoked partition's offsets (its new owner commits them)."""
@@ -536,6 +593,8 @@ class IngestService(mode.Service):
                 log.warning("ingest stopping with records unacknowledged: offsets not committed")
                 return
             if offsets and self.consumer is not None:
+                if self._to_verify:  # before a commit of ours hides what the group had
+                    await self._verify_committed()
                 try:
                     # aiokafka retries some errors (an unknown topic after the broker lost its
                     # state) forever: bounded, it becomes a failure /health reports.
@@ -546,6 +605,7 @@ class IngestService(mode.Service):
                     log.error("ingest commit failed: %r", exc)
                     return
                 for tp, off in offsets.items():
+                    self.committed_by_us[tp] = off
                     if self._offsets.get(tp) == off:
                         del self._offsets[tp]
             if self.runtime.health.last_commit_ok is False:

@@ -290,6 +290,17 @@ class RdkafkaSource:
         if failed:
             raise KafkaException(failed[0].error)
 
+    async def committed(self, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """The group's committed offset of each of ``tps`` (``None``: none), from the broker."""
+        parts = [RdTopicPartition(tp.topic, tp.partition) for tp in tps]
+        found = await asyncio.to_thread(self._consumer.committed, parts, timeout=10.0)
+        # librdkafka answers a negative offset (OFFSET_INVALID) for a partition with none.
+        return {
+            TopicPartition(p.topic, p.partition): (p.offset if p.offset >= 0 else None)
+            for p in found
+            if p.error is None
+        }
+
     async def stop(self) -> None:
         """Leave the group and close the consumer (in stage 1's thread, after the last fetch)."""
         if self._consumer is None:
