@@ -152,7 +152,7 @@ def test_the_worker_shortens_aiokafkas_prefetch_backoff_on_what_aiokafka_reads()
 
 
 def test_the_ingest_service_installs_both_on_its_aiokafka_consumer(kafka_bootstrap: str) -> None:
-    from stream_drift.app.ingest import PREFETCH_BACKOFF_SECONDS, IngestService
+    from stream_drift.app.ingest import FETCH_MAX_BYTES, PREFETCH_BACKOFF_SECONDS, IngestService
     from stream_drift.app.runtime import Runtime
     from stream_drift.app.topics import Topics
     from stream_drift.config import Settings
@@ -162,15 +162,25 @@ def test_the_ingest_service_installs_both_on_its_aiokafka_consumer(kafka_bootstr
     )
     topics = Topics(partials=None, alerts=None, results=None, references=None, deadletter=None)
 
-    async def run() -> tuple[float, str]:
+    async def run() -> tuple[float, str, int, int]:
         svc = IngestService(Runtime(settings), topics)
         await svc.on_start()
         try:
             fetcher: Any = svc.consumer._fetcher  # type: ignore[union-attr]
-            return fetcher._prefetch_backoff, fetcher._get_actions_per_node.__name__
+            return (
+                fetcher._prefetch_backoff,
+                fetcher._get_actions_per_node.__name__,
+                fetcher._fetch_max_bytes,  # a fetch answer in all, and per partition
+                fetcher._max_partition_fetch_bytes,
+            )
         finally:
             assert svc.consumer is not None
             await svc.consumer.stop()
             svc._executor.shutdown(wait=False)
 
-    assert asyncio.run(run()) == (PREFETCH_BACKOFF_SECONDS, "ordered")
+    assert asyncio.run(run()) == (
+        PREFETCH_BACKOFF_SECONDS,
+        "ordered",
+        FETCH_MAX_BYTES,
+        FETCH_MAX_BYTES,
+    )

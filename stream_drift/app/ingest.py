@@ -83,6 +83,14 @@ too. Measured (one run each, load ~4-5): 100 ms took step close → alert from p
 p99 2.20 s to p50 0.52 s, p99 1.34 s."""
 IDLE_AFTER_SECONDS: Final = 1.0
 
+FETCH_MAX_BYTES: Final = 1024 * 1024
+"""Most bytes one aiokafka fetch answer may hold, in all and per partition. The embedded broker
+fills an answer up to the total (aiokafka's default: 50 MiB), and ~6 MB answers of one
+backlog partition each were in memory while a backlog drained. With 1 MiB, ``bench.resources``
+(3 runs each): RSS growth from 2,000 events/s to the drain +25.9 MB (was +53.9 MB), a
+live partition's records came back ~2× as often, and the drain rate did not drop (1,000,000
+events, 3 runs: 116k against 105–107k events/s)."""
+
 PREFETCH_BACKOFF_SECONDS: Final = 0.02
 """How long aiokafka's fetcher holds back the next fetch from a broker while fetched records of
 one of its partitions wait to be handed out (aiokafka's own: 0.1 s). A partition with a few
@@ -267,7 +275,8 @@ class IngestService(mode.Service):
                 # Idle: a long wait saves wake-ups (2.4 % -> 2.0 % of a core with 100 -> 500
                 # ms, bench.resources); busy, _consume shortens it (see BUSY_FETCH_WAIT_MS).
                 fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
-                max_partition_fetch_bytes=4 * 1024 * 1024,
+                max_partition_fetch_bytes=FETCH_MAX_BYTES,
+                fetch_max_bytes=FETCH_MAX_BYTES,
                 **s.kafka.client_kwargs(),
             )
             self.consumer = consumer
