@@ -290,10 +290,13 @@ class RdkafkaSource:
         if failed:
             raise KafkaException(failed[0].error)
 
-    async def committed(self, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
-        """The group's committed offset of each of ``tps`` (``None``: none), from the broker."""
+    async def committed(
+        self, tps: list[TopicPartition], timeout: float = 4.0
+    ) -> dict[TopicPartition, int | None]:
+        """The group's committed offset of each of ``tps`` (``None``: none), from the broker;
+        raises after ``timeout`` seconds (the thread that waits for it ends then too)."""
         parts = [RdTopicPartition(tp.topic, tp.partition) for tp in tps]
-        found = await asyncio.to_thread(self._consumer.committed, parts, timeout=10.0)
+        found = await asyncio.to_thread(self._consumer.committed, parts, timeout=timeout)
         # librdkafka answers a negative offset (OFFSET_INVALID) for a partition with none.
         return {
             TopicPartition(p.topic, p.partition): (p.offset if p.offset >= 0 else None)
