@@ -402,9 +402,10 @@ class IngestService(mode.Service):
 
         aiokafka hands out its fetched records partition by partition, in the order the
         fetches came back, until ``max_records``: while a backlog drains, a partition with a
-        few live records waits behind the other partitions' whole fetches (4 MiB each, ~13k
-        events, when this was measured; :data:`FETCH_MAX_BYTES` now), several batches. Its records then reach stage 2 late, and so does the close
-        of every step they pass (``bench.resources``: the step-close → alert latency).
+        few live records waited behind the other partitions' whole fetches (4 MiB each, ~13k
+        events, when measured; :data:`FETCH_MAX_BYTES` now), several batches. Its records
+        then reach stage 2 late, and so does the close of every step they pass
+        (``bench.resources``: the step-close → alert latency).
         """
         batch: dict[Any, list[Any]] = await consumer.getmany(
             timeout_ms=timeout_ms, max_records=max_records
