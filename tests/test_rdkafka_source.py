@@ -277,3 +277,34 @@ def test_a_larger_max_records_than_librdkafka_takes_is_capped() -> None:
         return consumer.asked
 
     assert asyncio.run(run()) == [rdkafka_source.MAX_CONSUME, 10]
+
+
+class Committed:
+    """One entry of ``Consumer.committed``'s answer (its ``error`` cannot be set on a real
+    ``TopicPartition`` from Python)."""
+
+    def __init__(self, partition: int, offset: int, error: Any = None) -> None:
+        self.topic, self.partition, self.offset, self.error = "ev", partition, offset, error
+
+
+def test_committed_reads_none_for_no_offset_and_raises_on_an_error() -> None:
+    answers = [
+        [Committed(0, 7), Committed(1, -1001)],  # -1001: OFFSET_INVALID, none committed
+        [Committed(0, 7), Committed(1, 0, KafkaError(KafkaError._TIMED_OUT))],
+    ]
+
+    async def run() -> tuple[dict[TopicPartition, int | None], BaseException | None]:
+        source, consumer = await _source(Listener())
+        consumer.committed = lambda parts, timeout: answers.pop(0)  # type: ignore[attr-defined]
+        tps = [TopicPartition("ev", 0), TopicPartition("ev", 1)]
+        first = await source.committed(tps)
+        try:
+            await source.committed(tps)
+        except KafkaException as exc:
+            return first, exc
+        return first, None
+
+    first, error = asyncio.run(run())
+    assert first == {TopicPartition("ev", 0): 7, TopicPartition("ev", 1): None}
+    # An error is not "none committed", which would read as a lost log.
+    assert error is not None

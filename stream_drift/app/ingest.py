@@ -59,11 +59,13 @@ UNKNOWN_MODEL_LABEL = "_unknown"
 """Metric label for rejected records whose model could not be read or is not known."""
 
 COMMIT_TIMEOUT_SECONDS: Final = 15.0
-# Reading the group's committed offsets back after a rebalance: bounded, and retried this
-# much later when the broker does not answer (it may be the one that restarted).
-VERIFY_TIMEOUT_SECONDS: Final = 5.0
-VERIFY_RETRY_SECONDS: Final = 5.0
 """A stage-1 offset commit not done after this long counts as failed (``/health`` says so)."""
+
+VERIFY_TIMEOUT_SECONDS: Final = 5.0
+"""Longest wait for the group's committed offsets, read back after a rebalance."""
+VERIFY_RETRY_SECONDS: Final = 5.0
+"""The read-back is tried again this much later when the broker did not answer (it may be
+the one that restarted)."""
 
 SEND_ATTEMPTS: Final = 3
 """Sends of a record that fails because of itself (too large, refused) before it is skipped."""

@@ -297,11 +297,13 @@ class RdkafkaSource:
         raises after ``timeout`` seconds (the thread that waits for it ends then too)."""
         parts = [RdTopicPartition(tp.topic, tp.partition) for tp in tps]
         found = await asyncio.to_thread(self._consumer.committed, parts, timeout=timeout)
+        failed = [p for p in found if p.error is not None]
+        if failed:  # unknown is not "none committed": the caller tries again
+            raise KafkaException(failed[0].error)
         # librdkafka answers a negative offset (OFFSET_INVALID) for a partition with none.
         return {
             TopicPartition(p.topic, p.partition): (p.offset if p.offset >= 0 else None)
             for p in found
-            if p.error is None
         }
 
     async def stop(self) -> None:
