@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as RdTopicPartition
 
+from stream_drift.app.admin import create_topics
 from stream_drift.app.ingest import IngestService, committed_offsets
 from stream_drift.app.rdkafka_source import RdkafkaSource
 from stream_drift.app.runtime import Runtime
@@ -35,12 +35,7 @@ async def _topic_with_commits(
     bootstrap: str, topic: str, group: str, commits: dict[int, int]
 ) -> None:
     """Create ``topic`` (4 partitions); commit ``commits`` (partition: offset) for ``group``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topics(bootstrap, {topic: 4})
     committer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
         parts = [RdTopicPartition(topic, p, off) for p, off in commits.items()]
@@ -68,10 +63,6 @@ async def _consumer(settings: Settings, executor: ThreadPoolExecutor) -> Any:
     return consumer
 
 
-async def _stop(consumer: Any) -> None:
-    await consumer.stop()
-
-
 @pytest.mark.parametrize("client", ["aiokafka", "librdkafka"])
 def test_committed_offsets_are_read_back_through_both_clients(
     kafka_bootstrap: str, client: str
@@ -87,7 +78,7 @@ def test_committed_offsets_are_read_back_through_both_clients(
                 tps = [TopicPartition(topic, p) for p in range(3)]
                 return await committed_offsets(consumer, tps)
             finally:
-                await _stop(consumer)
+                await consumer.stop()
 
     found = asyncio.run(run())
     # Offset 0 committed is not "none committed": a chunk start of 0 is the common case.
@@ -131,7 +122,7 @@ def test_a_committed_offset_gone_or_back_after_a_rebalance_flags_the_lost_log(
             seen["left"] = svc._to_verify
             return seen
         finally:
-            await _stop(svc.consumer)
+            await svc.consumer.stop()
             svc._executor.shutdown(wait=False)
 
     seen = asyncio.run(run())
