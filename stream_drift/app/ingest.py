@@ -23,6 +23,8 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
@@ -174,7 +176,7 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.service = service
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        self.service.revocations += 1
+        self.service.revoked.update(revoked)
         await self.service.flush()
         for tp in revoked:
             # Its next owner resumes from the committed chunk start; if it comes back here,
@@ -233,7 +235,8 @@ class IngestService(mode.Service):
         self._loop_done = asyncio.Event()
         # One thread: batches are computed one at a time, in order.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="stage1")
-        self.revocations = 0  # rebalances that took partitions away (see _ingest)
+        self.revoked: Counter[TopicPartition] = Counter()
+        """How many times each partition was revoked (see :meth:`_ingest`)."""
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -331,10 +334,13 @@ class IngestService(mode.Service):
                         known = consumer.partitions_for_topic(tp.topic) or ()
                         self.accumulator.topic_partitions[tp.topic] = len(known)
                     self.next_offsets[tp] = offset
-                await self._handle(await self._ingest(fetched.records))
+                outcome, moved = await self._ingest(fetched)
+                for tp in moved:  # read again from the committed offset
+                    self.next_offsets.pop(tp, None)
+                await self._handle(outcome)
                 assigned = consumer.assignment()
                 for tp in fetched.next_offsets:
-                    if tp not in assigned:  # revoked meanwhile: its new owner commits it
+                    if tp not in assigned or tp in moved:  # its next owner commits it
                         continue
                     # A chunk start, never more: a restart replays whole chunks, which stage 2
                     # de-duplicates exactly (see IngestAccumulator).
@@ -358,10 +364,19 @@ class IngestService(mode.Service):
     ) -> Fetched:
         """The next fetch as one batch: librdkafka's built in stage 1's thread, aiokafka's
         here from :meth:`_fetch`."""
+        revoked = self.revoked
         if isinstance(consumer, RdkafkaSource):
-            return await consumer.fetch(max_records, wait_ms)
+            # Its rebalance callbacks run inside the fetch, in the thread that computes the
+            # batches next: librdkafka hands out the records of the assignment after them.
+            fetched = await consumer.fetch(max_records, wait_ms)
+            fetched.revoked_before = {tp: revoked[tp] for tp in fetched.next_offsets}
+            return fetched
         fetched = Fetched(RecordBatch([], [], [], [], []))
-        for tp, msgs in (await self._fetch(consumer, max_records, wait_ms)).items():
+
+        def handed_out(tps: Iterable[TopicPartition]) -> None:
+            fetched.revoked_before.update((tp, revoked[tp]) for tp in tps)
+
+        for tp, msgs in (await self._fetch(consumer, max_records, wait_ms, handed_out)).items():
             if msgs:
                 fetched.records.add_partition(tp.topic, tp.partition, msgs)
                 fetched.first_offsets[tp] = msgs[0].offset
@@ -387,7 +402,10 @@ class IngestService(mode.Service):
 
     @staticmethod
     async def _fetch(
-        consumer: AIOKafkaConsumer, max_records: int, timeout_ms: int = 100
+        consumer: AIOKafkaConsumer,
+        max_records: int,
+        timeout_ms: int = 100,
+        handed_out: Callable[[Iterable[TopicPartition]], None] | None = None,
     ) -> dict[Any, list[Any]]:
         """Up to ``max_records`` fetched records, plus what each partition left out of them
         already has (a quarter as many more at most, shared among them).
@@ -397,37 +415,53 @@ class IngestService(mode.Service):
         few live records waits behind the other partitions' whole fetches (4 MiB each, ~13k
         events), several batches. Its records then reach stage 2 late, and so does the close
         of every step they pass (``bench.resources``: the step-close → alert latency).
+
+        ``handed_out`` is called with the partitions of each ``getmany`` answer as it comes: a
+        rebalance may run between two of them.
         """
         batch: dict[Any, list[Any]] = await consumer.getmany(
             timeout_ms=timeout_ms, max_records=max_records
         )
+        if handed_out is not None:
+            handed_out(batch)
         if batch:
             left_out = [tp for tp in consumer.assignment() if tp not in batch]
             share = max(1, max_records // 4 // max(len(left_out), 1))
             for tp in left_out:  # one call each: together, the first would take it all
-                batch.update(await consumer.getmany(tp, timeout_ms=0, max_records=share))
+                more = await consumer.getmany(tp, timeout_ms=0, max_records=share)
+                if handed_out is not None:
+                    handed_out(more)
+                batch.update(more)
         return batch
 
-    async def _ingest(self, batch: RecordBatch) -> BatchOutcome:
-        """Decode and bin a batch in the ingest thread, count it in on the event loop.
+    async def _ingest(self, fetched: Fetched) -> tuple[BatchOutcome, set[TopicPartition]]:
+        """Decode and bin a batch in the ingest thread, count it in on the event loop; return
+        the outcome and the partitions whose records were left out (revoked meanwhile).
 
         The thread only reads (:meth:`IngestAccumulator.compute`): every change of stage 1's
         state happens here, on the loop, batch after batch, so a flush or a rebalance
         callback never sees half a batch. While the thread decodes (msgspec and numpy hold
         the GIL only in turns), the loop keeps answering heartbeats, stage 2 and
         ``/metrics``.
+
+        A partition revoked since its records were handed out lost its state then (flushed,
+        committed, forgotten), and whoever owns it now reads it from the committed offset
+        — this worker too, if the partition came back: the client restarts a new
+        assignment there. Its records in this batch are left out; counted, they would come
+        on top of that replay, and their offsets would be committed past the events the
+        forgotten state held.
         """
         accumulator = self.accumulator
         accumulator.prepare()
-        revocations = self.revocations
+        batch = fetched.records
         loop = asyncio.get_running_loop()
         computed = await loop.run_in_executor(self._executor, accumulator.compute, batch)
-        if self.revocations != revocations and self.consumer is not None:
-            # Partitions moved while the thread worked: their state was flushed and forgotten,
-            # and their next owner replays them; count only the partitions still ours.
-            assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-            return accumulator.add_batch(batch.only(assigned))
-        return accumulator.apply(computed)
+        revoked = self.revoked
+        moved = {tp for tp, n in fetched.revoked_before.items() if revoked[tp] != n}
+        if moved:
+            kept = [(tp.topic, tp.partition) for tp in fetched.next_offsets if tp not in moved]
+            return accumulator.add_batch(batch.only(kept)), moved
+        return accumulator.apply(computed), moved
 
     def verify_after_rebalance(self, assigned: Any) -> None:
         """Read back the group's committed offsets of the partitions this worker committed

@@ -129,6 +129,10 @@ class Fetched:
     records: RecordBatch
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    revoked_before: dict[TopicPartition, int] = field(default_factory=dict)
+    """How many times each partition had been revoked when its records were handed out
+    (set by stage 1's loop): a partition revoked since then, even if it came back, holds
+    records of the assignment before (see ``IngestService._ingest``)."""
 
     @property
     def count(self) -> int:
