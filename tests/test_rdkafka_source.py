@@ -3,7 +3,8 @@
 The rebalance path with a real broker (partitions moving between workers, flushed and
 committed first, every event counted once) is in ``tests/test_faults_scaling.py`` and the
 kill tests, which run on aiokafka, the default ``ingest.client``: with librdkafka, no test
-moves partitions between workers on a real broker. Here: what those cannot force — a failing or hanging listener, errors among the fetched messages, the close — with a
+moves partitions between workers on a real broker. Here: what those cannot force — a
+failing or hanging listener, errors among the fetched messages, the close — with a
 scripted stand-in for ``confluent_kafka.Consumer`` behind the real class.
 """
 

@@ -35,6 +35,11 @@ class EvaluatorCache:
         self.table = table
         self.live: dict[str, ModelEvaluator] = {}
         self.partition_of: dict[str, int] = {}
+        self.owned: set[int] = set()
+        self.taken_over: set[int] = set()
+        """Owned partitions this worker took over (all, after a start)."""
+        self.resumed: set[str] = set()
+        """Models of those partitions whose sources were counted as heard at the takeover."""
 
     def get(self, model: str) -> ModelEvaluator:
         ev = self.live.get(model)
@@ -43,13 +48,17 @@ class EvaluatorCache:
             rt = self.runtime
             s = rt.settings
             quality = QualityPolicies(s.labels, s.concept, s.multivariate)
-            ev = (
-                ModelEvaluator.from_dict(
+            if saved:
+                ev = ModelEvaluator.from_dict(
                     saved, rt.registry, rt.windows, rt.decision, rt.alerts, quality
                 )
-                if saved
-                else ModelEvaluator(model, rt.registry, rt.windows, rt.decision, rt.alerts, quality)
-            )
+                p = self.partition_of.get(model, saved.get("partition"))
+                if p in self.taken_over and model not in self.resumed:
+                    # No stage 2 listened to its sources since the last owner's end.
+                    ev.resume(time.time())
+                    self.resumed.add(model)
+            else:
+                ev = ModelEvaluator(model, rt.registry, rt.windows, rt.decision, rt.alerts, quality)
             self.live[model] = ev
         return ev
 
@@ -62,6 +71,10 @@ class EvaluatorCache:
 
     def learn_partitions(self, owned: set[int]) -> None:
         """Map the recovered models of the partitions this worker owns now."""
+        moved = owned ^ self.owned
+        self.taken_over = (self.taken_over | owned - self.owned) & owned
+        self.resumed = {m for m in self.resumed if self.partition_of.get(m) not in moved}
+        self.owned = set(owned)
         for model, row in list(self.table.items()):
             p = row.get("partition") if isinstance(row, dict) else None
             if isinstance(p, int) and p in owned:

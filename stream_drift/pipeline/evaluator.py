@@ -172,6 +172,11 @@ class ModelEvaluator:
                 out.results.append(result)
         return out
 
+    def resume(self, now: float) -> None:
+        """A worker takes this model over at ``now``: see :meth:`VersionWindow.resume`."""
+        for window in self.versions.values():
+            window.resume(now)
+
     def watermark_lag(self, now: float) -> float | None:
         """Processing time minus the oldest watermark of the model's versions (time windows).
 

@@ -373,6 +373,33 @@ class VersionWindow:
             self.last_closed_end = None
             self._clear_windows()
 
+    def resume(self, now: float) -> None:
+        """Count every source as heard from at ``now``: stage 2 starts listening again.
+
+        Called when a worker takes the window over (a restart, a rebalance). While no
+        stage 2 was running, the sources went on sending: their partials wait in the topic,
+        behind the ticks the last owner sent. Idle by the clock, they would let the first
+        partial or tick read close steps their waiting partials still add to, and those
+        events would count as late. Each source gets the idle timeout from now to be heard;
+        windows of sources truly silent close that much later.
+
+        Examples
+        --------
+        >>> from stream_drift.config import WindowPolicy
+        >>> from stream_drift.pipeline.reference import build_reference
+        >>> ref = build_reference({"x": [1.0, 2.0, 3.0]}, model="m")
+        >>> policy = WindowPolicy(size_seconds=60, step_seconds=60, idle_timeout_seconds=30)
+        >>> w = VersionWindow(ref, policy)
+        >>> w.sources = {"ev/0": (100.0, 1_000.0), "ev/1": (130.0, 1_000.0)}
+        >>> w.max_event_time = 130.0
+        >>> w.watermark(now=1_100.0) >= 130.0  # both silent for 100 s: event time runs on
+        True
+        >>> w.resume(now=1_100.0)
+        >>> w.watermark(now=1_100.0) + policy.allowed_lateness_seconds  # the slower one's
+        100.0
+        """
+        self.sources = {src: (mark, max(seen, now)) for src, (mark, seen) in self.sources.items()}
+
     def _is_closed(self, step: float) -> bool:
         return self.last_closed_end is not None and step + self.policy.step_seconds <= (
             self.last_closed_end
