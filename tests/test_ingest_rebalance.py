@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from aiokafka import TopicPartition
+
+# The Message and the recording topic of the ingest-loop tests (tests/ is on sys.path).
+from test_ingest_latency import Message, Recorder
 
 from stream_drift.app.ingest import IngestService, _FlushOnRevoke
 from stream_drift.app.runtime import Runtime
@@ -39,27 +41,6 @@ PER_FETCH = 15  # a fetch ends mid-chunk
 EVENTS = 60
 REF = build_reference({"x": np.arange(100.0)}, model="m")
 POLICY = WindowPolicy(size_seconds=3600, step_seconds=60, allowed_lateness_seconds=1e9)
-
-
-@dataclass
-class Message:
-    value: bytes
-    offset: int
-    timestamp: int = 0
-    key: bytes | None = None
-
-
-class Recorder:
-    """A Faust topic stand-in: keeps every value sent, acknowledges at once."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    async def send(self, *, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
-        self.sent.append(value)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
-        return fut
 
 
 class RebalancingConsumer:
