@@ -8,10 +8,16 @@ embedded broker (Tansu) does not answer a waiting fetch as soon as a record arri
 partial and its evaluation, in the step-close → alert latency (``bench.resources``). A real
 Kafka broker answers on arrival either way; a shorter wait only costs an idle worker a few
 more fetches per second, so the wait is 100 ms only while records flow (:class:`FetchPacer`).
+
+And with stage 2's offsets committed only once the table writes before them left Faust's
+producer buffer (:func:`table_writes_sent`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from typing import Any, Final
 
 from faust.transport.drivers import aiokafka as driver
@@ -19,13 +25,60 @@ from faust.transport.drivers import aiokafka as driver
 from stream_drift.app.fetch_pace import FetchPacer
 from stream_drift.pipeline.partials import is_tick
 
-__all__ = ["FETCH_MAX_WAIT_MS", "Transport"]
+__all__ = ["FETCH_MAX_WAIT_MS", "Transport", "table_writes_sent"]
+
+log = logging.getLogger(__name__)
 
 FETCH_MAX_WAIT_MS: Final = 500
 """Longest time the broker may hold a fetch of stage 2's idle consumer (as stage 1's)."""
 BUSY_FETCH_WAIT_MS: Final = 100
 """The same while records flow, and for a second after the last (as stage 1's)."""
 IDLE_AFTER_SECONDS: Final = 1.0
+TABLE_WRITES_WAIT_SECONDS: Final = 5.0
+"""Longest a stage-2 commit waits for the table writes in Faust's producer buffer; then it is
+skipped (the next one tries again)."""
+
+
+async def table_writes_sent(producer: Any, timeout: float) -> bool:
+    """Wait until Faust's producer buffer handed every message put in it so far to the
+    Kafka client (table writes are put there); ``False`` if some are left after ``timeout``.
+
+    Faust commits a consumer's offsets after ``producer.flush()``, whose buffer flush gives up
+    after 0.1 s without a message sent, and then flushes only what the client holds. A
+    commit could then pass the offset of a partial whose table write was still in the buffer;
+    a worker killed right after lost that write, and its successor resumed past the partial
+    with the state from before it. Stage 1 commits once a partial is acknowledged, so the
+    events of a chunk completed there were then counted by no one (``kill -9`` tests).
+    """
+    deadline = time.monotonic() + timeout
+    while (left := getattr(producer, "unsent", 0)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return not left
+
+
+class _Producer(driver.Producer):
+    """Faust's producer, counting the messages its buffer is still handing to the client."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sending = 0
+        buffer: Any = self.buffer  # a ProducerBuffer: _send_pending is not in its protocol
+        send = buffer._send_pending
+
+        async def counted(fut: Any) -> None:
+            # Taken out of the buffer's queue but not yet with the client: not in its size.
+            self.sending += 1
+            try:
+                await send(fut)
+            finally:
+                self.sending -= 1
+
+        buffer._send_pending = counted
+
+    @property
+    def unsent(self) -> int:
+        """Messages in the buffer, or on their way from it to the client."""
+        return int(self.buffer.size) + self.sending
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -58,8 +111,20 @@ class _Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
+        if not await table_writes_sent(self.app.producer, TABLE_WRITES_WAIT_SECONDS):
+            log.warning(
+                "stage 2: table writes still in the producer buffer after %g s: offsets not "
+                "committed (the next commit tries again)",
+                TABLE_WRITES_WAIT_SECONDS,
+            )
+            return False
+        done: bool = await super()._commit_offsets(offsets, start_new_transaction)
+        return done
+
 
 class Transport(driver.Transport):
     """``kafka://`` as Faust's aiokafka driver, but for the consumer's fetch wait."""
 
     Consumer = _Consumer
+    Producer = _Producer
