@@ -485,7 +485,6 @@ def test_worker_services_and_client_commands_pass_the_kwargs(
     ``produce``, ``alerts``, the worker's reachability check and topic creation."""
     from stream_drift.app import kafka_io
     from stream_drift.app.admin import create_topics
-    from stream_drift.app.fetch_order import LeastServedFirst
     from stream_drift.app.ingest import IngestService
     from stream_drift.app.references import ReferenceFollower
     from stream_drift.app.runtime import Runtime
@@ -503,8 +502,7 @@ def test_worker_services_and_client_commands_pass_the_kwargs(
     async def run_all() -> None:
         runtime = Runtime(s)
         topics: Any = None
-        order = LeastServedFirst()  # what __init__ builds and on_start installs
-        await IngestService.on_start(_bare(IngestService, runtime, topics, _fetch_order=order))
+        await IngestService.on_start(_bare(IngestService, runtime, topics))
         await ReferenceFollower.on_start(_bare(ReferenceFollower, runtime, topics))
         sec = s.kafka.client_kwargs()
         await kafka_io.publish_reference("k:1", "refs", profile, security=sec)
@@ -533,14 +531,12 @@ def test_worker_services_and_client_commands_pass_the_kwargs(
         assert got == expected, kind
 
 
-def _bare(cls: type[Any], runtime: Any, topics: Any, **more: Any) -> Any:
+def _bare(cls: type[Any], runtime: Any, topics: Any) -> Any:
     """An instance of a mode service with only what ``on_start`` reads (no event loop)."""
     obj = object.__new__(cls)
     obj.runtime = runtime
     obj.topics = topics
     obj.consumer = None
-    for name, value in more.items():
-        setattr(obj, name, value)
     return obj
 
 

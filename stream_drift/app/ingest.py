@@ -43,8 +43,6 @@ from aiokafka.errors import (
 from aiokafka.structs import TopicPartition
 from faust.exceptions import FaustError
 
-from stream_drift.app.fetch_order import LeastServedFirst
-from stream_drift.app.fetch_pace import FetchPacer
 from stream_drift.app.rdkafka_source import Fetched, RdkafkaSource
 from stream_drift.app.runtime import Runtime
 from stream_drift.app.topics import Topics
@@ -87,28 +85,11 @@ too. Measured (one run each, load ~4-5): 100 ms took step close → alert from p
 p99 2.20 s to p50 0.52 s, p99 1.34 s."""
 IDLE_AFTER_SECONDS: Final = 1.0
 
-FETCH_MAX_BYTES: Final = 1024 * 1024
-"""Most bytes one aiokafka fetch answer may hold, in all and per partition. The embedded broker
-fills an answer up to the total (aiokafka's default: 50 MiB), and ~6 MB answers of one
-backlog partition each were in memory while a backlog drained. With 1 MiB, ``bench.resources``
-(3 runs each): RSS growth from 2,000 events/s to the drain +25.9 MB (was +53.9 MB), a
-live partition's records came back ~2× as often, and the drain rate did not drop (1,000,000
-events, 3 runs: 116k against 105–107k events/s)."""
-
-PREFETCH_BACKOFF_SECONDS: Final = 0.02
-"""How long aiokafka's fetcher holds back the next fetch from a broker while fetched records of
-one of its partitions wait to be handed out (aiokafka's own: 0.1 s). A partition with a few
-live records is fetched again only after that, whatever the backlog of the others; with
-:mod:`~stream_drift.app.fetch_order` it comes first in the next request. ``bench.resources``
-(3 runs each, the same day): step close → alert p99 0.69–0.93 s with 0.02, 0.70–1.23 s with
-0.1; the drain rate did not change beyond the noise."""
-
-CROSSED_SEND_GAP_SECONDS: Final = 0.05
+CROSSED_SEND_GAP_SECONDS: Final = 0.2
 """Least time between two early sends of the partials whose watermark passed a step's end
-(:meth:`IngestService.send_crossed`), so that several crossings in a row go out together.
-Only recent watermarks count (:data:`EARLY_SEND_RECENT_SECONDS`): a replay of old events,
-which crosses a step end in every batch, sends nothing early. 0.2 s before the fetch order;
-the gap is part of every early send's latency."""
+(:meth:`IngestService.send_crossed`). Live data crosses a step end once per step and model;
+a replay of old events crosses one in every batch, and this gap keeps it from sending a
+partial per batch (each one costs stage 2 an evaluator update and a table write)."""
 
 EARLY_SEND_RECENT_SECONDS: Final = 300.0
 """Only a watermark this recent (or within two steps plus the lateness of now) is sent early
@@ -246,14 +227,14 @@ class IngestService(mode.Service):
         self._last_flush = time.monotonic()
         self._last_crossed_send = -math.inf
         self._crossing_unchecked = False  # a batch came since the last look at crossings
-        self._pacer = FetchPacer(BUSY_FETCH_WAIT_MS, IDLE_FETCH_WAIT_MS, IDLE_AFTER_SECONDS)
+        self._last_records = -math.inf  # monotonic time of the last non-empty batch
+        self._fetch_wait_ms = IDLE_FETCH_WAIT_MS
         self._consumed = 0
         self._flush_lock = asyncio.Lock()
         self._stopping = False
         self._loop_done = asyncio.Event()
         # One thread: batches are computed one at a time, in order.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="stage1")
-        self._fetch_order = LeastServedFirst()  # aiokafka's, see on_start
         self.revoked: Counter[TopicPartition] = Counter()
         """How many times each partition was revoked (see :meth:`_ingest`)."""
         super().__init__(**kwargs)
@@ -280,16 +261,11 @@ class IngestService(mode.Service):
                 # Idle: a long wait saves wake-ups (2.4 % -> 2.0 % of a core with 100 -> 500
                 # ms, bench.resources); busy, _consume shortens it (see BUSY_FETCH_WAIT_MS).
                 fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
-                max_partition_fetch_bytes=FETCH_MAX_BYTES,
-                fetch_max_bytes=FETCH_MAX_BYTES,
+                max_partition_fetch_bytes=4 * 1024 * 1024,
                 **s.kafka.client_kwargs(),
             )
             self.consumer = consumer
             await consumer.start()
-            self._fetch_order.install(consumer)
-            fetcher: Any = getattr(consumer, "_fetcher", None)
-            if hasattr(fetcher, "_prefetch_backoff"):  # see PREFETCH_BACKOFF_SECONDS
-                fetcher._prefetch_backoff = PREFETCH_BACKOFF_SECONDS
             consumer.subscribe([s.topics.events], listener=listener)
         self.runtime.health.ingest = "started"
 
@@ -335,10 +311,9 @@ class IngestService(mode.Service):
                 await self._verify_committed()
             # getmany returns as soon as records come: a longer wait when idle only saves the
             # loop's wake-ups (bench.resources: the idle worker's CPU).
-            wait_ms = 100 if self._pacer.busy else 500
+            wait_ms = 100 if self._fetch_wait_ms == BUSY_FETCH_WAIT_MS else 500
             fetched = await self._next_batch(consumer, s.kafka.consumer_max_records, wait_ms)
-            # librdkafka keeps its own short wait (rdkafka_source.FETCH_WAIT_MS).
-            self._pacer.note(fetched.count > 0, getattr(consumer, "_fetcher", None))
+            self._pace_fetches(fetched.count > 0)
             if fetched.count:
                 health = self.runtime.health
                 now = time.time()
@@ -401,14 +376,29 @@ class IngestService(mode.Service):
         def handed_out(tps: Iterable[TopicPartition]) -> None:
             fetched.revoked_before.update((tp, revoked[tp]) for tp in tps)
 
-        batch = await self._fetch(consumer, max_records, wait_ms, handed_out)
-        self._fetch_order.served(tp for tp, msgs in batch.items() if msgs)
-        for tp, msgs in batch.items():
+        for tp, msgs in (await self._fetch(consumer, max_records, wait_ms, handed_out)).items():
             if msgs:
                 fetched.records.add_partition(tp.topic, tp.partition, msgs)
                 fetched.first_offsets[tp] = msgs[0].offset
                 fetched.next_offsets[tp] = msgs[-1].offset + 1
         return fetched
+
+    def _pace_fetches(self, records: bool) -> None:
+        """Shorten the broker's fetch wait while records flow, lengthen it once idle."""
+        now = time.monotonic()
+        if records:
+            self._last_records = now
+        busy = now - self._last_records < IDLE_AFTER_SECONDS
+        wait = BUSY_FETCH_WAIT_MS if busy else IDLE_FETCH_WAIT_MS
+        if wait == self._fetch_wait_ms:
+            return
+        self._fetch_wait_ms = wait
+        fetcher: Any = getattr(self.consumer, "_fetcher", None)
+        # aiokafka's Fetcher reads this attribute for every fetch request it builds (there is
+        # no public setter); tests/test_ingest_latency.py checks it is still there. librdkafka
+        # keeps its own short wait (rdkafka_source.FETCH_WAIT_MS).
+        if hasattr(fetcher, "_fetch_max_wait_ms"):
+            fetcher._fetch_max_wait_ms = wait
 
     @staticmethod
     async def _fetch(
@@ -422,10 +412,9 @@ class IngestService(mode.Service):
 
         aiokafka hands out its fetched records partition by partition, in the order the
         fetches came back, until ``max_records``: while a backlog drains, a partition with a
-        few live records waited behind the other partitions' whole fetches (4 MiB each, ~13k
-        events, when measured; :data:`FETCH_MAX_BYTES` now), several batches. Its records
-        then reach stage 2 late, and so does the close of every step they pass
-        (``bench.resources``: the step-close → alert latency).
+        few live records waits behind the other partitions' whole fetches (4 MiB each, ~13k
+        events), several batches. Its records then reach stage 2 late, and so does the close
+        of every step they pass (``bench.resources``: the step-close → alert latency).
 
         ``handed_out`` is called with the partitions of each ``getmany`` answer as it comes: a
         rebalance may run between two of them.

@@ -23,7 +23,7 @@ from stream_drift.pipeline.counts import HistogramCounts, StepCounts
 from stream_drift.pipeline.labels import LabelOutcomes
 from stream_drift.stats.histogram import Histogram
 
-__all__ = ["Partial", "Tick", "decode_message", "is_tick"]
+__all__ = ["Partial", "Tick", "decode_message"]
 
 
 class Partial(msgspec.Struct, tag_field="kind", tag="partial"):
@@ -97,20 +97,6 @@ class Tick(msgspec.Struct, tag_field="kind", tag="tick"):
 
 
 _ENCODER: Final = msgspec.json.Encoder()
-_TICK_PREFIX: Final = b'{"kind":"tick",'
-
-
-def is_tick(value: bytes | None) -> bool:
-    """Whether a ``drift.partials`` record is a :class:`Tick` (without decoding it).
-
-    Examples
-    --------
-    >>> is_tick(Tick(1.0).to_bytes()), is_tick(b'{"kind":"partial"}'), is_tick(None)
-    (True, False, False)
-    """
-    return value is not None and value.startswith(_TICK_PREFIX)
-
-
 _DECODER: Final = msgspec.json.Decoder(Partial | Tick | LabelOutcomes)
 
 
